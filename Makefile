@@ -1,0 +1,79 @@
+# The workbook's commands. `make help` lists them; `make run` and `make test` are the two that matter.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+FLINK_VENV := .venv-flink
+VPY := $(VENV)/bin/python
+SITE := lib/python3.11/site-packages
+MVN := mvn -q -B -s jars/settings.xml -f jars/pom.xml
+KERNEL := $(VENV)/share/jupyter/kernels/roman-workbook/kernel.json
+JARS_STAMP := build/jars/.fetched
+
+.PHONY: help setup run test up down status lab bench lint lock jars clean clean-stack
+
+help: ## List the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed $(FLINK_VENV)/.installed $(JARS_STAMP) $(KERNEL) ## Install what is missing: virtualenvs, jars, Jupyter kernel
+
+$(VENV)/.installed: requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: the workbook needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	echo "$(CURDIR)" > $(VENV)/$(SITE)/roman_workbook.pth
+	touch $@
+
+$(FLINK_VENV)/.installed: requirements-flink.txt
+	test -x $(FLINK_VENV)/bin/python || $(PYTHON) -m venv $(FLINK_VENV)
+	$(FLINK_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-flink.txt
+	echo "$(CURDIR)" > $(FLINK_VENV)/$(SITE)/roman_workbook.pth
+	touch $@
+
+jars: $(JARS_STAMP) ## Fetch every JVM artifact named in jars/pom.xml with Maven
+
+$(JARS_STAMP): jars/pom.xml jars/settings.xml $(wildcard jars/*/pom.xml)
+	@command -v mvn >/dev/null || { echo "mvn not found: install Maven 3.8+ (Debian: apt-get install maven)"; exit 1; }
+	rm -rf build/jars
+	$(MVN) dependency:copy-dependencies
+	touch $@
+
+$(KERNEL): $(VENV)/.installed lib/kernel.py
+	$(VPY) -m lib kernel
+
+run: setup ## Start the stack, execute the notebooks into runs/<UTC timestamp>/, print a summary, stop the stack
+	$(VPY) -m lib workbook
+
+test: setup lint ## Unit tests, integration tests on the embedded stack, nbval over notebooks/
+	$(VPY) -m pytest
+
+up: setup ## Start the embedded stack (Kafka, Iceberg REST catalog, Flink)
+	$(VPY) -m lib stack up
+
+down: ## Stop the embedded stack
+	@test -x $(VPY) && $(VPY) -m lib stack down || true
+
+status: ## Show each service, its pid, address and health
+	$(VPY) -m lib stack status
+
+lab: up ## The stack plus JupyterLab on 127.0.0.1:8888
+	cd notebooks && ../$(VENV)/bin/jupyter lab --ip 127.0.0.1 --no-browser
+
+bench: setup ## Benchmarks: JSON results under bench/results/ and a printed table
+	$(VPY) -m bench
+
+lint: $(VENV)/.installed ## ruff over lib/, tests/, bench/ and the notebooks
+	$(VENV)/bin/ruff check lib tests bench notebooks conftest.py
+
+lock: ## Re-resolve requirements.txt from the pins in pyproject.toml
+	rm -rf /tmp/roman-lock && $(PYTHON) -m venv /tmp/roman-lock
+	/tmp/roman-lock/bin/pip install -q ".[test]" && /tmp/roman-lock/bin/pip freeze --exclude-editable \
+	  | grep -v '^roman-workbook' > requirements.lock.new
+	@echo "review requirements.lock.new, then move it over requirements.txt (keep the header)"
+
+clean-stack: down ## Forget the stack's data (Kafka log, catalog, warehouse, checkpoints)
+	rm -rf .stack
+
+clean: clean-stack ## Remove virtualenvs, jars and runs too
+	rm -rf $(VENV) $(FLINK_VENV) build runs

@@ -1,0 +1,77 @@
+"""Command line of the workbook: `python -m lib <command>`; `python -m lib --help` lists them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lib.process import StackError
+from lib.runs import LAYERS, ParameterError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="start, stop or inspect the embedded stack")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("--service", action="append", help="only this service (repeatable)")
+
+    run = sub.add_parser("run", help="execute a layer's notebook with papermill into runs/")
+    run.add_argument("layer", help=f"one of: {', '.join(LAYERS)}")
+    run.add_argument("--start", help="interval start, ISO-8601 (UTC when no offset)")
+    run.add_argument("--end", help="interval end (exclusive), ISO-8601")
+    run.add_argument("--backfill", action="store_true", help="re-read history for [start, end)")
+
+    sub.add_parser("workbook", help="what `make run` does: stack up, every notebook, summary, stack down")
+    sub.add_parser("kernel", help="register the .venv Jupyter kernel used by papermill and nbval")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ParameterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "stack":
+        from lib import stack
+
+        if args.action == "up":
+            for name, state in stack.up(args.service).items():
+                print(f"{name:22} {state}")
+            print()
+            print(stack.format_status(stack.status(args.service)))
+        elif args.action == "down":
+            for name, state in stack.down(args.service).items():
+                print(f"{name:22} {state}")
+        else:
+            rows = stack.status(args.service)
+            print(stack.format_status(rows))
+            return 0 if all(r.healthy for r in rows) else 3
+        return 0
+    if args.command == "kernel":
+        from lib.kernel import install
+
+        print(f"kernel spec written to {install()}")
+        return 0
+    if args.command == "run":
+        from lib.runs import run_layer
+
+        return run_layer(args.layer, args.start, args.end, args.backfill)
+    if args.command == "workbook":
+        from lib.workbook import run_workbook
+
+        return run_workbook()
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Every setting of the workbook in one place.
+
+Each value comes from an environment variable with an embedded default, so the same code runs
+against the embedded stack (the defaults), docker-compose or a real cluster. No endpoint is
+written anywhere else in the project: modules ask `settings()` for it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+#: The repository root: lib/ lives directly under it.
+ROOT = Path(__file__).resolve().parent.parent
+
+# Environment variable names, each with its default beside it.
+KAFKA_BOOTSTRAP_SERVERS = ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+EVENTS_TOPIC = ("EVENTS_TOPIC", "roman-conversions")
+EVENTS_PARTITIONS = ("EVENTS_PARTITIONS", "3")
+ICEBERG_REST_URI = ("ICEBERG_REST_URI", "http://127.0.0.1:8181")
+ICEBERG_WAREHOUSE = ("ICEBERG_WAREHOUSE", "")  # empty: <STACK_HOME>/warehouse
+ROMAN_SERVICE_URL = ("ROMAN_SERVICE_URL", "http://127.0.0.1:8000")
+FLINK_REST_URL = ("FLINK_REST_URL", "http://127.0.0.1:8081")
+STACK_HOME = ("STACK_HOME", str(ROOT / ".stack"))
+JARS_DIR = ("JARS_DIR", str(ROOT / "build" / "jars"))
+FLINK_VENV = ("FLINK_VENV", str(ROOT / ".venv-flink"))
+SPARK_DRIVER_MEMORY = ("SPARK_DRIVER_MEMORY", "2g")
+SPARK_SHUFFLE_PARTITIONS = ("SPARK_SHUFFLE_PARTITIONS", "4")
+JAVA_HOME = ("JAVA_HOME", "")
+
+
+def _env(pair: tuple[str, str]) -> str:
+    name, default = pair
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class HostPort:
+    """A service address split into the parts sockets and health checks need."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def _url_address(url: str) -> HostPort:
+    parsed = urlparse(url)
+    if not parsed.hostname or not parsed.port:
+        raise ValueError(f"{url!r} must be an absolute URL with a host and a port, e.g. http://127.0.0.1:8181")
+    return HostPort(parsed.hostname, parsed.port)
+
+
+def _bootstrap_address(servers: str) -> HostPort:
+    first = servers.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"KAFKA_BOOTSTRAP_SERVERS={servers!r} must look like host:port[,host:port]")
+    return HostPort(host, int(port))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration; build it with `settings()`."""
+
+    kafka_bootstrap_servers: str
+    events_topic: str
+    events_partitions: int
+    iceberg_rest_uri: str
+    iceberg_warehouse: str
+    roman_service_url: str
+    flink_rest_url: str
+    stack_home: Path
+    jars_dir: Path
+    flink_venv: Path
+    spark_driver_memory: str
+    spark_shuffle_partitions: int
+    java_home: str
+    catalog_name: str = field(default="lake")
+
+    @property
+    def kafka_address(self) -> HostPort:
+        return _bootstrap_address(self.kafka_bootstrap_servers)
+
+    @property
+    def catalog_address(self) -> HostPort:
+        return _url_address(self.iceberg_rest_uri)
+
+    @property
+    def flink_address(self) -> HostPort:
+        return _url_address(self.flink_rest_url)
+
+    @property
+    def service_address(self) -> HostPort:
+        return _url_address(self.roman_service_url)
+
+    @property
+    def java(self) -> str:
+        """The java executable: JAVA_HOME's when set, else the one on PATH."""
+        return str(Path(self.java_home) / "bin" / "java") if self.java_home else "java"
+
+
+def settings() -> Settings:
+    """Read the environment now (tests and CLIs may change it between calls)."""
+    stack_home = Path(_env(STACK_HOME)).resolve()
+    warehouse = _env(ICEBERG_WAREHOUSE) or (stack_home / "warehouse").as_uri()
+    partitions = _env(EVENTS_PARTITIONS)
+    if not partitions.isdigit() or int(partitions) < 1:
+        raise ValueError(f"EVENTS_PARTITIONS={partitions!r} must be a positive integer")
+    shuffle = _env(SPARK_SHUFFLE_PARTITIONS)
+    if not shuffle.isdigit() or int(shuffle) < 1:
+        raise ValueError(f"SPARK_SHUFFLE_PARTITIONS={shuffle!r} must be a positive integer")
+    return Settings(
+        kafka_bootstrap_servers=_env(KAFKA_BOOTSTRAP_SERVERS),
+        events_topic=_env(EVENTS_TOPIC),
+        events_partitions=int(partitions),
+        iceberg_rest_uri=_env(ICEBERG_REST_URI).rstrip("/"),
+        iceberg_warehouse=warehouse,
+        roman_service_url=_env(ROMAN_SERVICE_URL).rstrip("/"),
+        flink_rest_url=_env(FLINK_REST_URL).rstrip("/"),
+        stack_home=stack_home,
+        jars_dir=Path(_env(JARS_DIR)).resolve(),
+        flink_venv=Path(_env(FLINK_VENV)).resolve(),
+        spark_driver_memory=_env(SPARK_DRIVER_MEMORY),
+        spark_shuffle_partitions=int(shuffle),
+        java_home=_env(JAVA_HOME),
+    )

@@ -1,0 +1,115 @@
+"""Notebooks as jobs: papermill executes a notebook with parameters and keeps the executed copy.
+
+Every execution lands in runs/<UTC timestamp>/, so a scheduled or backfill run leaves a readable
+record of what it did. Parameters are validated here, before any notebook (and so before Spark)
+starts, and errors name the parameter and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lib.config import ROOT
+from lib.kernel import KERNEL_NAME
+
+NOTEBOOKS = ROOT / "notebooks"
+RUNS = ROOT / "runs"
+
+#: The scheduled layers and the notebook that implements each.
+LAYERS = {"bronze": "03_bronze.ipynb", "silver": "04_silver.ipynb", "gold": "05_gold.ipynb"}
+
+
+class ParameterError(ValueError):
+    """A bad job parameter, raised before anything starts."""
+
+
+def parse_time(value: str, name: str) -> datetime:
+    """Parse an ISO-8601 date or timestamp as UTC; naive values are taken as UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except (ValueError, AttributeError):
+        raise ParameterError(
+            f"{name}={value!r} is not an ISO-8601 date or time; use for example 2026-11-27 or "
+            "2026-11-27T13:00:00+00:00."
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def check_layer(layer: str) -> str:
+    if layer not in LAYERS:
+        raise ParameterError(f"layer={layer!r} is unknown; choose one of: {', '.join(LAYERS)}.")
+    return layer
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A half-open time range [start, end) in UTC."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def parse(cls, start: str, end: str) -> Interval:
+        begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
+        if begin >= finish:
+            raise ParameterError(
+                f"--start {begin.isoformat()} is not before --end {finish.isoformat()}; the interval "
+                "is [start, end), so start must come first."
+            )
+        return cls(begin, finish)
+
+
+def run_folder(now: datetime | None = None) -> Path:
+    """A new runs/<UTC timestamp>/ folder (microseconds keep two runs in one second apart)."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S.%fZ")
+    folder = RUNS / stamp
+    folder.mkdir(parents=True, exist_ok=False)
+    return folder
+
+
+def execute(notebook: str, parameters: dict[str, Any], out_dir: Path, progress: bool = True) -> Path:
+    """Execute notebooks/<notebook> with papermill into out_dir; raises when any cell fails."""
+    import papermill
+
+    source = NOTEBOOKS / notebook
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist; the notebooks are listed in README.md.")
+    target = out_dir / notebook
+    papermill.execute_notebook(
+        str(source),
+        str(target),
+        parameters=parameters,
+        kernel_name=KERNEL_NAME,
+        cwd=str(NOTEBOOKS),
+        progress_bar=progress,
+        log_output=False,
+    )
+    return target
+
+
+def layer_parameters(layer: str, start: str | None, end: str | None, backfill: bool) -> dict[str, Any]:
+    """Validate a layer run's parameters and turn them into the notebook's `parameters` values."""
+    check_layer(layer)
+    if backfill and not (start and end):
+        raise ParameterError("--backfill needs both --start and --end: the interval to re-read.")
+    if bool(start) != bool(end):
+        raise ParameterError("give both --start and --end, or neither (the layer's default interval).")
+    params: dict[str, Any] = {"BACKFILL": backfill}
+    if start and end:
+        interval = Interval.parse(start, end)
+        params |= {"INTERVAL_START": interval.start.isoformat(), "INTERVAL_END": interval.end.isoformat()}
+    return params
+
+
+def run_layer(layer: str, start: str | None, end: str | None, backfill: bool) -> int:
+    """`python -m lib run`: validate, check the stack, execute the layer's notebook; 0 on success."""
+    from lib.stack import require_up
+
+    params = layer_parameters(layer, start, end, backfill)
+    require_up()
+    out = execute(LAYERS[layer], params, run_folder())
+    print(f"{layer}: executed notebook kept at {out}")
+    return 0

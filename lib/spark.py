@@ -1,0 +1,75 @@
+"""The SparkSession every batch job uses: local, small, and wired to the Iceberg REST catalog.
+
+Sized for a 2-core laptop: `local[2]`, a handful of shuffle partitions instead of 200, a 2 GiB
+driver. The catalog is named `lake` and is the default, so SQL can say `bronze.conversion_events`.
+Spark's own log goes to STACK_HOME/logs/spark-driver.log, not into notebook cells.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lib.config import Settings, settings
+from lib.process import StackError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+CATALOG = "lake"
+
+_LOG4J2 = """\
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {path}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{ISO8601}} %p %c{{1}}: %m%n
+rootLogger.level = WARN
+rootLogger.appenderRef.file.ref = file
+logger.iceberg.name = org.apache.iceberg
+logger.iceberg.level = WARN
+"""
+
+
+def spark_conf(cfg: Settings) -> dict[str, str]:
+    """Every Spark setting the workbook relies on, as plain key/values (also shown in notebooks)."""
+    jars = sorted((cfg.jars_dir / "spark").glob("*.jar"))
+    if not jars:
+        raise StackError(
+            f"No Spark jars in {cfg.jars_dir / 'spark'} (Iceberg runtime, Kafka source): run `make jars`."
+        )
+    log_dir = cfg.stack_home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_conf = cfg.stack_home / "spark-log4j2.properties"
+    log_conf.write_text(_LOG4J2.format(path=log_dir / "spark-driver.log"))
+    prefix = f"spark.sql.catalog.{CATALOG}"
+    return {
+        "spark.master": "local[2]",
+        "spark.jars": ",".join(str(j) for j in jars),
+        "spark.driver.memory": cfg.spark_driver_memory,
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log_conf}",
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": str(cfg.spark_shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.type": "rest",
+        f"{prefix}.uri": cfg.iceberg_rest_uri,
+        f"{prefix}.warehouse": cfg.iceberg_warehouse,
+        "spark.sql.defaultCatalog": CATALOG,
+        "spark.sql.warehouse.dir": str(cfg.stack_home / "spark-warehouse"),
+    }
+
+
+def spark_session(app_name: str = "roman-workbook") -> SparkSession:
+    """Return the (one per process) SparkSession, creating it with `spark_conf` the first time."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in spark_conf(settings()).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session

@@ -1,0 +1,64 @@
+"""The events topic seen from Kafka's admin side: is the broker answering, does the topic exist.
+
+Health checks use a real metadata request, not an open port: a broker that accepts TCP
+connections before its KRaft controller is ready must not count as up.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def admin(bootstrap: str, timeout_ms: int = 3000) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="roman-workbook-admin",
+        request_timeout_ms=timeout_ms,
+        api_version_auto_timeout_ms=timeout_ms,
+    )
+
+
+def broker_answers(bootstrap: str) -> bool:
+    """True when the broker answers a metadata request with at least one live broker."""
+    try:
+        client = admin(bootstrap, timeout_ms=2000)
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        return len(client.describe_cluster().get("brokers", [])) > 0
+    except (KafkaError, OSError, ValueError):
+        return False
+    finally:
+        client.close()
+
+
+def ensure_topic(bootstrap: str, topic: str, partitions: int) -> bool:
+    """Create the topic with its partition count unless it exists; True when created now."""
+    client = admin(bootstrap)
+    try:
+        if topic in client.list_topics():
+            return False
+        try:
+            client.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+        except TopicAlreadyExistsError:
+            return False
+        return True
+    finally:
+        client.close()
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """{partition: next offset} for every partition of the topic, as the broker sees it now."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = sorted(consumer.partitions_for_topic(topic) or ())
+        offsets = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        return {tp.partition: off for tp, off in sorted(offsets.items(), key=lambda kv: kv[0].partition)}
+    finally:
+        consumer.close()
