@@ -33,10 +33,10 @@ $(FLINK_VENV)/.installed: requirements-flink.txt
 
 jars: $(JARS_STAMP) ## Fetch every JVM artifact named in jars/pom.xml with Maven
 
-$(JARS_STAMP): jars/pom.xml jars/settings.xml $(wildcard jars/*/pom.xml)
+$(JARS_STAMP): jars/pom.xml jars/settings.xml $(wildcard jars/*/pom.xml) $(shell find jars -name '*.java')
 	@command -v mvn >/dev/null || { echo "mvn not found: install Maven 3.8+ (Debian: apt-get install maven)"; exit 1; }
 	rm -rf build/jars
-	$(MVN) dependency:copy-dependencies
+	$(MVN) package dependency:copy-dependencies
 	touch $@
 
 $(KERNEL): $(VENV)/.installed lib/kernel.py

@@ -27,7 +27,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack():
+def live_stack():
     """The running embedded stack (started when needed); yields the settings."""
     from lib import stack as stack_mod
     from lib.config import settings

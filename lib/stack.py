@@ -185,7 +185,11 @@ def _kafka_cluster_id(seed: str) -> str:
 
 
 class CatalogServer(Service):
-    """Iceberg's REST catalog server, backed by a SQLite file, with a local warehouse folder."""
+    """Iceberg's REST catalog server, backed by a SQLite file, with a local warehouse folder.
+
+    Started through jars/catalog's LoopbackCatalogServer: the stock server's backend, bound to
+    127.0.0.1 only and without SO_REUSEPORT (which would let a stale copy share the port).
+    """
 
     def __init__(self, cfg: Settings) -> None:
         addr = cfg.catalog_address
@@ -199,15 +203,16 @@ class CatalogServer(Service):
     def command(self, cfg: Settings) -> list[str]:
         return [
             cfg.java, "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-            "-cp", _jars(cfg, "catalog"), "org.apache.iceberg.rest.RESTCatalogServer",
+            "-XX:ReservedCodeCacheSize=32m", "-Xss512k",
+            "-cp", _jars(cfg, "catalog"), "workbook.catalog.LoopbackCatalogServer",
         ]
 
     def environment(self, cfg: Settings) -> dict[str, str]:
         return {
-            "REST_PORT": str(self.port),
+            # Every CATALOG_* variable becomes a catalog property (CATALOG_REST_PORT -> rest.port).
+            "CATALOG_REST_HOST": self.host,
+            "CATALOG_REST_PORT": str(self.port),
             "CATALOG_URI": f"jdbc:sqlite:{cfg.stack_home / 'catalog' / 'catalog.db'}",
-            "CATALOG_JDBC_USER": "user",
-            "CATALOG_JDBC_PASSWORD": "password",
             "CATALOG_WAREHOUSE": cfg.iceberg_warehouse,
         }
 
@@ -310,6 +315,21 @@ def _wait_healthy(service: Service, proc: ManagedProcess, cfg: Settings, timeout
     )
 
 
+def start_service(service: Service, cfg: Settings, timeout: float = HEALTH_TIMEOUT_S) -> float:
+    """Check ports, prepare, start and wait for one service; returns seconds to healthy."""
+    _check_ports(service)
+    service.prepare(cfg)
+    proc = service.process(cfg)
+    proc.start(service.command(cfg), env=service.environment(cfg), cwd=cfg.stack_home)
+    try:
+        seconds = _wait_healthy(service, proc, cfg, timeout)
+        service.after_start(cfg)
+    except BaseException:
+        proc.stop()
+        raise
+    return seconds
+
+
 def up(names: Iterable[str] | None = None, timeout: float = HEALTH_TIMEOUT_S, quiet: bool = False) -> dict[str, str]:
     """Start every service that is not running and wait until all are healthy.
 
@@ -337,12 +357,8 @@ def up(names: Iterable[str] | None = None, timeout: float = HEALTH_TIMEOUT_S, qu
                 _wait_healthy(service, proc, cfg, timeout)
                 report[service.name] = "already running (was starting)"
                 continue
-            _check_ports(service)
-            service.prepare(cfg)
-            proc.start(service.command(cfg), env=service.environment(cfg), cwd=cfg.stack_home)
             started.append(proc)
-            seconds = _wait_healthy(service, proc, cfg, timeout)
-            service.after_start(cfg)
+            seconds = start_service(service, cfg, timeout)
             report[service.name] = f"started in {seconds:.1f}s"
     except BaseException:
         for proc in reversed(started):

@@ -7,6 +7,7 @@ connections before its KRaft controller is ready must not count as up.
 from __future__ import annotations
 
 import logging
+import socket
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
@@ -20,12 +21,17 @@ def admin(bootstrap: str, timeout_ms: int = 3000) -> KafkaAdminClient:
         bootstrap_servers=bootstrap,
         client_id="roman-workbook-admin",
         request_timeout_ms=timeout_ms,
-        api_version_auto_timeout_ms=timeout_ms,
     )
 
 
 def broker_answers(bootstrap: str) -> bool:
     """True when the broker answers a metadata request with at least one live broker."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    try:
+        # A closed port fails at once; the admin client alone would retry its bootstrap for 30 s.
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return False
     try:
         client = admin(bootstrap, timeout_ms=2000)
     except (KafkaError, OSError, ValueError):

@@ -65,3 +65,27 @@ def test_cli_rejects_bad_parameters_before_anything_starts(args: list[str], need
     # No Spark, no stack check: a usage error comes back at once.
     assert time.monotonic() - began < 15
     assert "SparkSession" not in out.stderr
+
+
+def test_run_with_the_stack_down_says_how_to_start_it(tmp_path) -> None:
+    import os
+    import socket
+
+    ports = []
+    for _ in range(3):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    env = {
+        **os.environ,
+        "STACK_HOME": str(tmp_path),
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports[0]}",
+        "ICEBERG_REST_URI": f"http://127.0.0.1:{ports[1]}",
+        "FLINK_REST_URL": f"http://127.0.0.1:{ports[2]}",
+    }
+    out = subprocess.run([sys.executable, "-m", "lib", "run", "bronze"], capture_output=True, text=True,
+                         cwd=ROOT, env=env, check=False, timeout=60)
+    assert out.returncode == 1
+    assert "The stack is not running" in out.stderr
+    assert f"kafka (127.0.0.1:{ports[0]})" in out.stderr
+    assert "make up" in out.stderr
