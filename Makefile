@@ -64,7 +64,7 @@ bench: setup ## Benchmarks: JSON results under bench/results/ and a printed tabl
 	$(VPY) -m bench
 
 lint: $(VENV)/.installed ## ruff over lib/, tests/, bench/ and the notebooks
-	$(VENV)/bin/ruff check lib tests bench notebooks conftest.py
+	$(VENV)/bin/ruff check $(wildcard lib tests bench notebooks) conftest.py
 
 lock: ## Re-resolve requirements.txt from the pins in pyproject.toml
 	rm -rf /tmp/roman-lock && $(PYTHON) -m venv /tmp/roman-lock

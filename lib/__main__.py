@@ -7,6 +7,7 @@ import sys
 
 from lib.process import StackError
 from lib.runs import LAYERS, ParameterError
+from lib.traffic import ProduceError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,9 +24,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--end", help="interval end (exclusive), ISO-8601")
     run.add_argument("--backfill", action="store_true", help="re-read history for [start, end)")
 
+    produce = sub.add_parser("produce", help="send reproducible traffic to the events topic, print its manifest")
+    produce.add_argument("--events", type=_positive_int, required=True, help="number of requests (> 0)")
+    produce.add_argument("--seed", type=int, default=7, help="the same seed gives the same records")
+    produce.add_argument("--via-service", action="store_true",
+                         help="send on-time requests through the HTTP API instead of straight to Kafka")
+
     sub.add_parser("workbook", help="what `make run` does: stack up, every notebook, summary, stack down")
     sub.add_parser("kernel", help="register the .venv Jupyter kernel used by papermill and nbval")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give a count such as 1000") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive count; give at least 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except StackError as exc:
+    except (StackError, ProduceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -66,6 +83,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         from lib.runs import run_layer
 
         return run_layer(args.layer, args.start, args.end, args.backfill)
+    if args.command == "produce":
+        from tabulate import tabulate
+
+        from lib.traffic import produce
+
+        manifest = produce(args.events, seed=args.seed, via_service=args.via_service)
+        print(tabulate(manifest.summary_rows(), headers=["records", "count"]))
+        print(f"\n{manifest.records} records acknowledged in {manifest.seconds:.2f}s "
+              f"({manifest.records / max(manifest.seconds, 1e-9):,.0f}/s, {manifest.mode})")
+        return 0
     if args.command == "workbook":
         from lib.workbook import run_workbook
 

@@ -261,11 +261,32 @@ class FlinkProcess(Service):
         return f"{self.host}:{self.port}" if self.role == "jobmanager" else f"{self.host} (rpc)"
 
 
+class RomanService(Service):
+    """The Roman Numeral Service (lib/service.py), which publishes an event per request."""
+
+    def __init__(self, cfg: Settings) -> None:
+        addr = cfg.service_address
+        super().__init__("roman-service", addr.host, addr.port, "ROMAN_SERVICE_URL")
+
+    def command(self, cfg: Settings) -> list[str]:
+        return [sys.executable, "-m", "lib.service", "--host", self.host, "--port", str(self.port)]
+
+    def environment(self, cfg: Settings) -> dict[str, str]:
+        return {"PYTHONPATH": str(Path(__file__).resolve().parent.parent), "PYTHONUNBUFFERED": "1"}
+
+    def healthy(self, cfg: Settings) -> bool:
+        try:
+            return http_json(f"{cfg.roman_service_url}/health").get("status") == "ok"
+        except (OSError, ValueError):
+            return False
+
+
 def services(cfg: Settings | None = None) -> list[Service]:
     """The stack in start order."""
     cfg = cfg or settings()
     return [
         KafkaBroker(cfg),
+        RomanService(cfg),
         CatalogServer(cfg),
         FlinkProcess(cfg, "jobmanager"),
         FlinkProcess(cfg, "taskmanager"),

@@ -68,3 +68,25 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         return {tp.partition: off for tp, off in sorted(offsets.items(), key=lambda kv: kv[0].partition)}
     finally:
         consumer.close()
+
+
+def read_range(bootstrap: str, topic: str, start: dict[int, int], end: dict[int, int],
+               timeout_s: float = 60.0) -> list:
+    """Every record with start[p] <= offset < end[p], per partition (a batch's exact records)."""
+    import time
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    parts = [TopicPartition(topic, p) for p in sorted(end)]
+    consumer.assign(parts)
+    for tp in parts:
+        consumer.seek(tp, start.get(tp.partition, 0))
+    want = sum(end[p] - start.get(p, 0) for p in end)
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < want and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(r for r in batch if r.offset < end[r.partition])
+    finally:
+        consumer.close()
+    return sorted(records, key=lambda r: (r.partition, r.offset))

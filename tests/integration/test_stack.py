@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 
 def test_every_service_is_healthy(live_stack: Settings) -> None:
     rows = stack.status()
-    assert [r.service for r in rows] == ["kafka", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
+    names = ["kafka", "roman-service", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
+    assert [r.service for r in rows] == names
     assert all(r.healthy for r in rows)
     assert all(r.pid for r in rows)
 

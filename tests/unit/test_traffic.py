@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from lib.events import FIELDS, malformed_reason
+from lib.roman import convert
+from lib.traffic import plan
+
+START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def test_same_seed_same_records_other_seed_other_records() -> None:
+    a, b, c = plan(500, 1, START, 3), plan(500, 1, START, 3), plan(500, 2, START, 3)
+    assert [(r.key, r.value, r.partition) for r in a] == [(r.key, r.value, r.partition) for r in b]
+    assert [r.value for r in a] != [r.value for r in c]
+
+
+def test_every_kind_is_present_and_counted() -> None:
+    records = plan(2000, 5, START, 3)
+    kinds = Counter(r.kind.split(":")[0] for r in records)
+    assert kinds["event"] == 2000
+    assert kinds["duplicate"] == 100  # 5 %
+    assert kinds["invalid"] == 20
+    assert kinds["malformed"] == 20
+    assert sum(r.cross_partition for r in records) > 0
+    assert len({r.event_id for r in records if r.kind == "event"}) == 2000
+
+
+def test_events_follow_the_schema_and_answers_are_right() -> None:
+    for record in plan(300, 3, START, 3):
+        if record.kind != "event":
+            continue
+        doc = json.loads(record.value)
+        assert tuple(doc) == FIELDS
+        assert doc["schema_version"] == 1
+        assert record.key == doc["user_id"].encode()
+        datetime.fromisoformat(doc["event_time"])
+        if doc["success"]:
+            assert doc["output"] == convert(doc["operation"], doc["input"]) and doc["error"] is None
+        else:
+            assert doc["output"] is None and doc["error"]
+
+
+def test_duplicates_repeat_the_original_payload_later() -> None:
+    records = plan(1000, 9, START, 3)
+    first_seen: dict[str, int] = {}
+    for position, record in enumerate(records):
+        if record.kind == "event":
+            first_seen[record.event_id] = position
+    for position, record in enumerate(records):
+        if record.kind == "duplicate":
+            original = records[first_seen[record.event_id]]
+            assert record.value == original.value
+            assert position > first_seen[record.event_id]
+            assert record.cross_partition == (record.partition != original.partition)
+
+
+def test_late_events_are_hours_behind_and_users_are_skewed() -> None:
+    records = [r for r in plan(3000, 4, START, 3) if r.kind == "event"]
+    late = [r for r in records if r.late]
+    assert 0.03 < len(late) / len(records) < 0.09
+    for record in late:
+        assert datetime.fromisoformat(json.loads(record.value)["event_time"]) < START + timedelta(hours=1) - timedelta(
+            hours=1, minutes=59)
+    per_user = Counter(r.key for r in records).most_common()
+    assert per_user[0][1] > 5 * per_user[-1][1]
+
+
+def test_malformed_records_are_recognised_as_such() -> None:
+    records = plan(500, 6, START, 3)
+    for record in records:
+        reason = malformed_reason(record.value)
+        assert (reason is not None) == record.kind.startswith("malformed"), (record.kind, record.value)
+
+
+@pytest.mark.parametrize("events", [0, -5, 2.5, "10", True])
+def test_bad_counts_are_refused(events: object) -> None:
+    with pytest.raises(ValueError, match="positive whole number"):
+        plan(events, 1, START, 3)  # type: ignore[arg-type]
+
+
+def test_malformed_reason_names_the_problem() -> None:
+    assert malformed_reason(b"{oops") == "not JSON: JSONDecodeError"
+    assert malformed_reason(b"[1]") == "not a JSON object: list"
+    assert malformed_reason(b'{"user_id": "u"}') == "missing or unusable event_id"
+    assert malformed_reason(b'{"event_id": 7}') == "missing or unusable event_id"
+    assert malformed_reason(None) == "empty record (null value)"
+    assert malformed_reason(b"\xff\xfe").startswith("not JSON")
+    assert malformed_reason(b'{"event_id": "abc"}') is None
