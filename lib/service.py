@@ -167,3 +167,20 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def ask(operation: str, text: str, user: str = "notebook", request_id: str | None = None) -> tuple[int, dict]:
+    """Call the running service once, as a client would: (HTTP status, JSON body)."""
+    import http.client
+    from urllib.parse import quote
+
+    addr = settings().service_address
+    route = {v: k for k, v in ROUTES.items()}[operation]
+    headers = {"X-User-Id": user, **({"X-Request-Id": request_id} if request_id else {})}
+    conn = http.client.HTTPConnection(addr.host, addr.port, timeout=10)
+    try:
+        conn.request("GET", f"/{route}/{quote(text, safe='')}", headers=headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()

@@ -1,0 +1,33 @@
+"""`python -m bench [name ...]`: run benchmarks against the embedded stack (started when needed)."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import produce_rate
+
+BENCHMARKS = {"produce": produce_rate.main}
+
+
+def main(argv: list[str]) -> int:
+    from lib import stack
+
+    names = argv or list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    before = stack.running()
+    stack.up()
+    try:
+        for name in names:
+            BENCHMARKS[name]()
+    finally:
+        started = stack.running() - before
+        if started:
+            stack.down(sorted(started))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

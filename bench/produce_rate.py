@@ -1,0 +1,57 @@
+"""Records per second into the events topic, acknowledged by the broker: direct producer vs the HTTP API.
+
+Direct: the traffic generator's idempotent acks=all producer (librdkafka). Through the API: the same
+requests sent to the Roman Numeral Service over 4 keep-alive connections, counted once the service's
+producer got the broker's acknowledgement. Goal: at least 20k records/s direct on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tabulate import tabulate
+
+from lib.traffic import plan, produce
+
+RESULTS = Path(__file__).parent / "results"
+DIRECT_EVENTS = 100_000
+SERVICE_EVENTS = 10_000
+GOAL_DIRECT = 20_000
+
+
+def main() -> dict:
+    from lib.config import settings
+
+    cfg = settings()
+    began = time.monotonic()
+    plan(DIRECT_EVENTS, 101, datetime.now(UTC), cfg.events_partitions)
+    plan_s = time.monotonic() - began
+    direct = produce(DIRECT_EVENTS, seed=101, progress=False, save=False)
+    via = produce(SERVICE_EVENTS, seed=102, progress=False, save=False, via_service=True)
+    direct_rate = direct.records / direct.seconds
+    via_rate = via.records / via.seconds
+    result = {
+        "benchmark": "produce",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "direct": {"records": direct.records, "seconds": direct.seconds, "records_per_s": round(direct_rate)},
+        "via_service": {"records": via.records, "seconds": via.seconds, "records_per_s": round(via_rate)},
+        "planning_seconds_for_direct_batch": round(plan_s, 2),
+        "goal_direct_records_per_s": GOAL_DIRECT,
+        "ratio_direct_to_goal": round(direct_rate / GOAL_DIRECT, 2),
+        "ratio_direct_to_service": round(direct_rate / via_rate, 1),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "produce.json").write_text(json.dumps(result, indent=1))
+    print(tabulate([
+        ("direct (librdkafka, acks=all)", direct.records, direct.seconds, round(direct_rate)),
+        ("through the HTTP API", via.records, via.seconds, round(via_rate)),
+    ], headers=["path", "records", "seconds", "records/s"]))
+    print(f"\ndirect / goal ({GOAL_DIRECT:,}/s): {result['ratio_direct_to_goal']}x   "
+          f"direct / HTTP API: {result['ratio_direct_to_service']}x   "
+          f"(planning 100k records: {plan_s:.1f}s, not timed)")
+    return result

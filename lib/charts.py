@@ -1,0 +1,42 @@
+"""Plots the notebooks show: a picture where a person would rather look than read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from lib.events import OPERATIONS, malformed_reason
+
+
+def events_frame(records: list[Any]) -> pd.DataFrame:
+    """Kafka records of one batch as a table of events (malformed records left out, duplicates kept)."""
+    rows = []
+    for r in records:
+        if malformed_reason(r.value) is not None:
+            continue
+        doc = json.loads(r.value)
+        rows.append({"partition": r.partition, "event_id": doc.get("event_id"), "user_id": doc.get("user_id"),
+                     "operation": doc.get("operation"), "success": doc.get("success"),
+                     "event_time": pd.to_datetime(doc.get("event_time"), utc=True, errors="coerce")})
+    frame = pd.DataFrame(rows)
+    return frame[frame["operation"].isin(OPERATIONS)]  # invalid events (e.g. 'to_greek') are Silver's business
+
+
+def traffic_overview(events: pd.DataFrame, batch_start: pd.Timestamp) -> plt.Figure:
+    """Three panels: events per minute of event time, on-time vs late, success vs failure by operation."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    late = events["event_time"] < batch_start - pd.Timedelta(minutes=5)
+    on_time = events.loc[~late, "event_time"].dt.floor("min").value_counts().sort_index()
+    axes[0].plot(on_time.index, on_time.to_numpy(), color="tab:blue")
+    axes[0].set_title("on-time events per minute of event_time")
+    axes[0].tick_params(axis="x", rotation=30)
+    pd.Series({"on time": int((~late).sum()), "late (hours/days old)": int(late.sum())}).plot.bar(
+        ax=axes[1], color=["tab:green", "tab:orange"], rot=0, title="on time vs late")
+    by_op = events.groupby(["operation", "success"]).size().unstack(fill_value=0)
+    by_op.rename(columns={True: "success", False: "failed"}).plot.bar(
+        ax=axes[2], stacked=True, rot=0, title="requests by operation", color=["tab:red", "tab:green"])
+    fig.tight_layout()
+    return fig
