@@ -357,7 +357,7 @@ def up(names: Iterable[str] | None = None, timeout: float = HEALTH_TIMEOUT_S, qu
     Returns {service: "started in N s" | "already running"}. On failure the services this call
     started are stopped again, so a failed `up` leaves no half-started stack behind.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     cfg = settings()
     chosen = select(names, cfg)

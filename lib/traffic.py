@@ -341,7 +341,7 @@ def produce(events: int, seed: int = 7, start: datetime | None = None, shape: Tr
     Nothing is counted as sent until the broker acknowledged it (the delivery report); records
     that were not acknowledged make this raise, after all others were flushed.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     cfg = settings()
     start = start or datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=60)
