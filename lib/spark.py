@@ -7,6 +7,8 @@ Spark's own log goes to STACK_HOME/logs/spark-driver.log, not into notebook cell
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 from lib.config import Settings, settings
@@ -45,6 +47,9 @@ def spark_conf(cfg: Settings) -> dict[str, str]:
     prefix = f"spark.sql.catalog.{CATALOG}"
     return {
         "spark.master": "local[2]",
+        # Python workers (UDFs) run on this interpreter, the one with pandas and lib on its path.
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
         "spark.jars": ",".join(str(j) for j in jars),
         "spark.driver.memory": cfg.spark_driver_memory,
         "spark.driver.host": "127.0.0.1",
@@ -68,6 +73,9 @@ def spark_session(app_name: str = "roman-workbook") -> SparkSession:
     """Return the (one per process) SparkSession, creating it with `spark_conf` the first time."""
     from pyspark.sql import SparkSession
 
+    # PySpark reads the worker interpreter from the environment when the context starts.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     builder = SparkSession.builder.appName(app_name)
     for key, value in spark_conf(settings()).items():
         builder = builder.config(key, value)

@@ -90,3 +90,14 @@ def read_range(bootstrap: str, topic: str, start: dict[int, int], end: dict[int,
     finally:
         consumer.close()
     return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+def beginning_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """{partition: earliest offset still in the log} for every partition of the topic."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = sorted(consumer.partitions_for_topic(topic) or ())
+        offsets = consumer.beginning_offsets([TopicPartition(topic, p) for p in parts])
+        return {tp.partition: off for tp, off in offsets.items()}
+    finally:
+        consumer.close()
