@@ -97,38 +97,40 @@ def malformed_reason(value: bytes | None) -> str | None:
 def validation_reason(payload: str | bytes) -> str | None:
     """Why an event (not malformed: it has an event_id) fails Silver's validation, or None when valid.
 
+    Reasons start with a stable code ("wrong_output: ...") that tables can group by.
+
     Checks the contract field by field, and that a successful answer really is the conversion of
     its input (lib/roman), so a service bug that answers wrongly is caught, not aggregated.
     """
     doc = json.loads(payload)
     for name in ("event_time", "user_id", "operation", "input"):
         if not isinstance(doc.get(name), str) or (name != "input" and not doc[name].strip()):
-            return f"{name} is missing or not a string"
+            return f"missing_field: {name} is missing or not a string"
     try:
         when = datetime.fromisoformat(doc["event_time"])
     except ValueError:
-        return f"event_time {doc['event_time'][:40]!r} is not ISO-8601"
+        return f"bad_event_time: {doc['event_time'][:40]!r} is not ISO-8601"
     if when.tzinfo is None:
-        return "event_time has no UTC offset"
+        return "bad_event_time: no UTC offset"
     if doc["operation"] not in OPERATIONS:
-        return f"operation {str(doc['operation'])[:40]!r} is not one of {', '.join(OPERATIONS)}"
+        return f"bad_operation: {str(doc['operation'])[:40]!r} is not one of {', '.join(OPERATIONS)}"
     if not isinstance(doc.get("success"), bool):
-        return "success is missing or not a boolean"
+        return "bad_success: success is missing or not a boolean"
     latency = doc.get("latency_ms")
     if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
-        return "latency_ms is missing, negative or not a number"
+        return "bad_latency: latency_ms is missing, negative or not a number"
     if doc.get("schema_version") != SCHEMA_VERSION:
-        return f"schema_version {doc.get('schema_version')!r} is not {SCHEMA_VERSION}"
+        return f"bad_schema_version: {doc.get('schema_version')!r} is not {SCHEMA_VERSION}"
     output, error = doc.get("output"), doc.get("error")
     if doc["success"]:
         if not isinstance(output, str) or error is not None:
-            return "a successful event needs an output and no error"
+            return "inconsistent: a successful event needs an output and no error"
         try:
             expected = convert(doc["operation"], doc["input"])
         except RomanError:
-            return f"success=true but {doc['input'][:40]!r} has no {doc['operation']} answer"
+            return f"wrong_output: success=true but {doc['input'][:40]!r} has no {doc['operation']} answer"
         if output != expected:
-            return f"output {output[:40]!r} is not {doc['operation']}({doc['input'][:40]!r}) = {expected!r}"
+            return f"wrong_output: {output[:40]!r} is not {doc['operation']}({doc['input'][:40]!r}) = {expected!r}"
     elif output is not None or not isinstance(error, str):
-        return "a failed event needs an error and no output"
+        return "inconsistent: a failed event needs an error and no output"
     return None

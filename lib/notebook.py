@@ -19,3 +19,25 @@ def stack_table() -> pd.DataFrame:
     """Service, address, healthy: the status table without pids (they change every run)."""
     rows = [(r.service, r.address, r.healthy) for r in stack.status()]
     return pd.DataFrame(rows, columns=["service", "address", "healthy"]).set_index("service")
+
+
+def interval(start: str | None, end: str | None) -> tuple:
+    """A notebook's INTERVAL_START/INTERVAL_END parameters as UTC datetimes.
+
+    Papermill passes the scheduled interval; a learner running the notebook by hand leaves them
+    None and gets everything so far: [2000-01-01, now).
+    """
+    from datetime import UTC, datetime
+
+    from lib.runs import parse_time
+
+    begin = parse_time(start, "INTERVAL_START") if start else datetime(2000, 1, 1, tzinfo=UTC)
+    finish = parse_time(end, "INTERVAL_END") if end else datetime.now(UTC)
+    return begin, finish
+
+
+def frame(obj) -> pd.DataFrame:
+    """A dataclass run report as a one-column table."""
+    from dataclasses import asdict
+
+    return pd.Series({k: str(v) for k, v in asdict(obj).items()}, name="value").to_frame()

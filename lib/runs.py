@@ -100,8 +100,18 @@ def layer_parameters(layer: str, start: str | None, end: str | None, backfill: b
     params: dict[str, Any] = {"BACKFILL": backfill}
     if start and end:
         interval = Interval.parse(start, end)
-        params |= {"INTERVAL_START": interval.start.isoformat(), "INTERVAL_END": interval.end.isoformat()}
-    return params
+        begin, finish = interval.start, interval.end
+    elif layer == "silver":  # the scheduled default: the last full hour of ingestion time
+        from lib.silver import last_full_hour
+
+        begin, finish = last_full_hour()
+    elif layer == "gold":  # the scheduled default: yesterday's processing
+        from lib.gold import previous_day
+
+        begin, finish = previous_day()
+    else:
+        return params
+    return params | {"INTERVAL_START": begin.isoformat(), "INTERVAL_END": finish.isoformat()}
 
 
 def run_layer(layer: str, start: str | None, end: str | None, backfill: bool) -> int:
