@@ -7,6 +7,7 @@ starts, and errors name the parameter and the fix.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,10 +117,18 @@ def layer_parameters(layer: str, start: str | None, end: str | None, backfill: b
 
 def run_layer(layer: str, start: str | None, end: str | None, backfill: bool) -> int:
     """`python -m lib run`: validate, check the stack, execute the layer's notebook; 0 on success."""
+    from papermill.exceptions import PapermillExecutionError
+
     from lib.stack import require_up
 
     params = layer_parameters(layer, start, end, backfill)
     require_up()
-    out = execute(LAYERS[layer], params, run_folder())
-    print(f"{layer}: executed notebook kept at {out}")
+    folder = run_folder()
+    try:
+        out = execute(LAYERS[layer], params, folder)
+    except PapermillExecutionError as exc:
+        print(f"error: {layer} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+              f"the executed notebook, with the failing cell, is kept at {folder / LAYERS[layer]}", file=sys.stderr)
+        return 1
+    print(f"{layer}: ok; executed notebook kept at {out}")
     return 0
