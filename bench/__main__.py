@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import produce_rate
+from bench import medallion, produce_rate
 
-BENCHMARKS = {"produce": produce_rate.main}
+BENCHMARKS = {"produce": produce_rate.main, "medallion": medallion.main}
 
 
 def main(argv: list[str]) -> int:

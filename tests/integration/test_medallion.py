@@ -11,7 +11,7 @@ import pytest
 
 from lib import faults
 from lib.bronze import committed_positions, run_bronze
-from lib.config import Settings
+from lib.config import Settings, settings
 from lib.gold import run_gold
 from lib.invariants import check_all
 from lib.silver import run_silver
@@ -140,3 +140,39 @@ def test_a_crash_then_a_rerun_gives_the_tables_of_a_clean_run(spark, point: str)
     run_silver(spark, *EVER)
     run_gold(spark, *EVER)
     assert_invariants(spark)
+
+
+def test_a_range_of_only_duplicates_is_not_read_again(spark) -> None:
+    seed = fresh_seed()
+    start = now().replace(second=0, microsecond=0)
+    produce(200, seed=seed, start=start, progress=False, save=False)
+    run_bronze(spark)
+    replay = produce(200, seed=seed, start=start, progress=False, save=False)  # the very same records again
+    replayed = run_bronze(spark)
+    assert replayed.records_read == replay.records
+    assert replayed.events_inserted == 0 and replayed.dead_letters_inserted == 0
+    assert run_bronze(spark).records_read == 0
+
+
+def test_a_partition_added_later_is_read_from_its_earliest_offset(spark, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from kafka.admin import NewPartitions
+
+    from lib.topics import admin, ensure_topic
+
+    topic = f"test-grow-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("EVENTS_TOPIC", topic)
+    monkeypatch.setenv("EVENTS_PARTITIONS", "1")
+    bootstrap = settings()
+    ensure_topic(bootstrap.kafka_bootstrap_servers, topic, 1)
+    produce(100, seed=fresh_seed(), progress=False, save=False)
+    assert set(run_bronze(spark).ranges) == {0}
+    client = admin(bootstrap.kafka_bootstrap_servers)
+    client.create_partitions({topic: NewPartitions(total_count=2)})
+    client.close()
+    monkeypatch.setenv("EVENTS_PARTITIONS", "2")
+    second = produce(100, seed=fresh_seed(), progress=False, save=False)
+    run = run_bronze(spark)
+    assert run.ranges[1] == (0, second.per_partition[1])
+    assert run.records_read == second.records

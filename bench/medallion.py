@@ -1,0 +1,202 @@
+"""Medallion benchmarks, on a private stack (own ports and STACK_HOME) so the workbook's tables are untouched.
+
+1. End to end: 200k requests produced, then Bronze, Silver and Gold; records/s per layer and the
+   peak resident memory of the whole stack (broker, catalog, this driver's JVM and Python).
+2. Scaling: one run of each layer over 10k new requests when the tables already hold 100k rows,
+   and when they hold 1M. The ratio t(1M) / t(100k) is the figure; goal <= 1.3 (a run's cost
+   should follow its batch, not the table's history).
+3. MERGE overhead: a Bronze run against a plain append of the same deduplicated batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+from tabulate import tabulate
+
+RESULTS = Path(__file__).parent / "results"
+PRIVATE = {
+    "STACK_HOME": str(Path(__file__).resolve().parent.parent / "build" / "bench-stack"),
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+    "ICEBERG_REST_URI": "http://127.0.0.1:18181",
+    "ROMAN_SERVICE_URL": "http://127.0.0.1:18000",
+}
+END_TO_END = 200_000
+BATCH = 10_000
+SIZES = (100_000, 1_000_000)
+GOAL_RATIO = 1.3
+
+
+class PeakMemory:
+    """Samples the summed RSS of the stack's processes and this process tree every 0.5 s."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids, self.peak, self._stop = pids, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            procs = [me, *me.children(recursive=True)]
+            for pid in self.pids:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    procs.append(psutil.Process(pid))
+            total = 0
+            for proc in procs:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    total += proc.memory_info().rss
+            self.peak = max(self.peak, total)
+            time.sleep(0.5)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    began = time.monotonic()
+    result = fn(*args, **kwargs)
+    return time.monotonic() - began, result
+
+
+def reset_tables(spark) -> None:
+    from lib.tables import DDL, create_tables
+
+    for table in DDL:
+        spark.sql(f"DROP TABLE IF EXISTS {table} PURGE")
+    create_tables(spark)
+
+
+def seed_history(spark, rows: int) -> None:
+    """`rows` old events straight into Bronze, Silver and Gold, spread over 200 days of event_date."""
+    from pyspark.sql import functions as F
+
+    from lib.gold import aggregate
+    from lib.tables import BRONZE_EVENTS, GOLD_DAILY, SILVER_EVENTS
+
+    old = datetime(2025, 1, 1)
+    base = spark.range(rows).select(
+        F.expr("uuid()").alias("event_id"),
+        (F.lit(old) + F.expr("make_interval(0, 0, 0, cast(id % 200 AS INT), 0, 0, cast(id % 86400 AS INT))"))
+        .alias("event_time"),
+        F.concat(F.lit("user-"), F.lpad((F.col("id") % 40 + 1).cast("string"), 4, "0")).alias("user_id"),
+    ).withColumn("event_date", F.to_date("event_time")).withColumn("ingested_at", F.lit(old))
+    bronze = base.select(
+        "event_id", "event_time", "event_date", "user_id",
+        F.to_json(F.struct("event_id", "user_id")).alias("payload"), F.lit("history").alias("kafka_topic"),
+        F.lit(0).alias("kafka_partition"), F.monotonically_increasing_id().alias("kafka_offset"),
+        F.col("event_time").alias("kafka_timestamp"), "ingested_at")
+    bronze.select(*spark.table(BRONZE_EVENTS).columns).writeTo(BRONZE_EVENTS).append()
+    silver = base.select(
+        "event_id", "event_time", "event_date", "user_id", F.lit("to_roman").alias("operation"),
+        F.lit("1994").alias("input"), F.lit("MCMXCIV").alias("output"), F.lit(True).alias("success"),
+        F.lit(None).cast("string").alias("error"), F.lit(1.0).alias("latency_ms"),
+        F.lit(1).alias("schema_version"), "ingested_at", F.col("ingested_at").alias("processed_at"))
+    silver.select(*spark.table(SILVER_EVENTS).columns).writeTo(SILVER_EVENTS).append()
+    aggregate(silver, old).select(*spark.table(GOLD_DAILY).columns).writeTo(GOLD_DAILY).append()
+
+
+def layer_times(spark, events: int, seed: int) -> dict[str, float]:
+    """Produce a batch, then time one run of each layer over exactly that batch."""
+    from lib.bronze import run_bronze
+    from lib.gold import run_gold
+    from lib.silver import run_silver
+    from lib.traffic import produce
+
+    produce(events, seed=seed, progress=False, save=False)
+    t0 = datetime.now(UTC)
+    tb, _ = timed(run_bronze, spark)
+    t1 = datetime.now(UTC)
+    ts, _ = timed(run_silver, spark, t0, t1)
+    tg, _ = timed(run_gold, spark, t1, datetime.now(UTC) + timedelta(seconds=1))
+    return {"bronze": tb, "silver": ts, "gold": tg}
+
+
+def merge_overhead(spark, seed: int) -> dict[str, float]:
+    """Bronze's MERGE against a plain append of the same deduplicated batch."""
+    from lib.bronze import first_delivery, offset_ranges, read_kafka, run_bronze, split
+    from lib.tables import BRONZE_EVENTS
+    from lib.traffic import produce
+
+    produce(BATCH, seed=seed, progress=False, save=False)
+    ranges = offset_ranges(spark, backfill=False)
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS bench")
+    spark.sql("DROP TABLE IF EXISTS bench.append_only PURGE")
+    spark.sql(f"CREATE TABLE bench.append_only USING iceberg PARTITIONED BY (event_date) "
+              f"AS SELECT * FROM {BRONZE_EVENTS} LIMIT 0")
+
+    def append() -> None:
+        events, _ = split(read_kafka(spark, ranges), datetime.now(UTC).replace(tzinfo=None))
+        batch = first_delivery(events)
+        batch.select(*spark.table("bench.append_only").columns).writeTo("bench.append_only").append()
+
+    t_append, _ = timed(append)
+    t_merge, _ = timed(run_bronze, spark)
+    return {"append_s": t_append, "merge_s": t_merge, "ratio": t_merge / t_append}
+
+
+def main() -> dict:
+    from lib import stack
+    from lib.config import settings
+    from lib.spark import spark_session
+
+    saved = {k: os.environ.get(k) for k in PRIVATE}
+    os.environ.update(PRIVATE)
+    stack.up(["kafka", "roman-service", "iceberg-rest"], quiet=True)
+    cfg = settings()
+    pids = [pid for pid in (s.process(cfg).pid() for s in stack.select(["kafka", "iceberg-rest"], cfg)) if pid]
+    try:
+        spark = spark_session("bench-medallion")
+        reset_tables(spark)
+        with PeakMemory(pids) as memory:
+            e2e = layer_times(spark, END_TO_END, seed=2001)
+        records = round(END_TO_END * 1.07)
+        scaling = {}
+        for size in SIZES:
+            reset_tables(spark)
+            seed_history(spark, size)
+            layer_times(spark, 1000, seed=size + 1)  # warm-up: JIT, caches, first files of today
+            scaling[size] = layer_times(spark, BATCH, seed=size + 2)
+        overhead = merge_overhead(spark, seed=9001)
+    finally:
+        stack.down(["kafka", "roman-service", "iceberg-rest"])
+        for key, value in saved.items():  # the workbook's own stack is addressed again
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    small, large = scaling[SIZES[0]], scaling[SIZES[1]]
+    ratios = {layer: large[layer] / small[layer] for layer in small}
+    result = {
+        "benchmark": "medallion",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "end_to_end": {"requests": END_TO_END, "records": records,
+                       "seconds": {k: round(v, 2) for k, v in e2e.items()},
+                       "records_per_s": {k: round(records / v) for k, v in e2e.items()},
+                       "peak_stack_rss_mib": round(memory.peak / 2**20)},
+        "scaling": {str(size): {k: round(v, 2) for k, v in t.items()} for size, t in scaling.items()},
+        "scaling_ratio_1m_over_100k": {k: round(v, 2) for k, v in ratios.items()},
+        "goal_ratio": GOAL_RATIO,
+        "merge_overhead": {k: round(v, 2) for k, v in overhead.items()},
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "medallion.json").write_text(json.dumps(result, indent=1))
+    print(tabulate([(layer, f"{e2e[layer]:.1f}", f"{records / e2e[layer]:,.0f}", f"{small[layer]:.1f}",
+                     f"{large[layer]:.1f}", f"{ratios[layer]:.2f}", "yes" if ratios[layer] <= GOAL_RATIO else "NO")
+                    for layer in ("bronze", "silver", "gold")],
+                   headers=["layer", "200k e2e s", "records/s", "10k @100k s", "10k @1M s", "ratio", "<= 1.3"]))
+    print(f"\npeak memory of the stack during the 200k run: {result['end_to_end']['peak_stack_rss_mib']} MiB")
+    print(f"MERGE vs plain append of the same 10k batch: {overhead['merge_s']:.1f}s vs {overhead['append_s']:.1f}s "
+          f"= {overhead['ratio']:.2f}x")
+    return result
