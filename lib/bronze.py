@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from lib import faults
 from lib.config import settings
-from lib.tables import BRONZE_DEAD_LETTER, BRONZE_EVENTS, BRONZE_OFFSETS, create_tables, in_list
+from lib.tables import BRONZE_DEAD_LETTER, BRONZE_EVENTS, BRONZE_OFFSETS, create_tables, in_list, insert_new
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -155,42 +155,20 @@ def run_bronze(spark: SparkSession | None = None, backfill: bool = False, start:
         distinct = batch.count()
         run.duplicates_in_batch = events.count() - distinct
         run.malformed = dead.count()
-        run.events_inserted = _merge_events(spark, batch)
+        run.events_inserted = insert_new(spark, batch, BRONZE_EVENTS,
+                                         f"t.event_id = s.event_id AND {date_predicate(spark, batch)}")
         faults.checkpoint("bronze.after_events")
         if not backfill:
-            run.dead_letters_inserted = _merge_dead_letters(spark, dead)
+            run.dead_letters_inserted = insert_new(
+                spark, dead, BRONZE_DEAD_LETTER,
+                "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
+                "AND t.kafka_offset = s.kafka_offset")
         faults.checkpoint("bronze.before_offsets")
         if not backfill:
             _commit_offsets(spark, run)
     finally:
         spark.catalog.clearCache()
     return run
-
-
-def _count(spark: SparkSession, table: str) -> int:
-    return spark.table(table).count()
-
-
-def _merge_events(spark: SparkSession, batch: DataFrame) -> int:
-    before = _count(spark, BRONZE_EVENTS)
-    batch.createOrReplaceTempView("bronze_batch")
-    spark.sql(f"""
-        MERGE INTO {BRONZE_EVENTS} t
-        USING bronze_batch s
-        ON t.event_id = s.event_id AND {date_predicate(spark, batch)}
-        WHEN NOT MATCHED THEN INSERT *""")
-    return _count(spark, BRONZE_EVENTS) - before
-
-
-def _merge_dead_letters(spark: SparkSession, dead: DataFrame) -> int:
-    before = _count(spark, BRONZE_DEAD_LETTER)
-    dead.createOrReplaceTempView("dead_batch")
-    spark.sql(f"""
-        MERGE INTO {BRONZE_DEAD_LETTER} t
-        USING dead_batch s
-        ON t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition AND t.kafka_offset = s.kafka_offset
-        WHEN NOT MATCHED THEN INSERT *""")
-    return _count(spark, BRONZE_DEAD_LETTER) - before
 
 
 def _commit_offsets(spark: SparkSession, run: BronzeRun) -> None:

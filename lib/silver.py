@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from lib.bronze import date_predicate
-from lib.tables import BRONZE_EVENTS, SILVER_EVENTS, SILVER_REJECTED, create_tables
+from lib.tables import BRONZE_EVENTS, SILVER_EVENTS, SILVER_REJECTED, create_tables, insert_new
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -94,16 +94,9 @@ def run_silver(spark: SparkSession | None = None, start: datetime | None = None,
         valid, rejected = validate(bronze, processed_at)
         valid, rejected = valid.persist(), rejected.persist()
         run.valid, run.rejected = valid.count(), rejected.count()
-        run.inserted = _merge(spark, valid, SILVER_EVENTS, f"t.event_id = s.event_id AND "
-                                                           f"{date_predicate(spark, valid, slack=timedelta(0))}")
-        run.rejected_inserted = _merge(spark, rejected, SILVER_REJECTED, "t.event_id = s.event_id")
+        same_day = date_predicate(spark, valid, slack=timedelta(0))
+        run.inserted = insert_new(spark, valid, SILVER_EVENTS, f"t.event_id = s.event_id AND {same_day}")
+        run.rejected_inserted = insert_new(spark, rejected, SILVER_REJECTED, "t.event_id = s.event_id")
     finally:
         spark.catalog.clearCache()
     return run
-
-
-def _merge(spark: SparkSession, batch: DataFrame, table: str, on: str) -> int:
-    before = spark.table(table).count()
-    batch.createOrReplaceTempView("silver_batch")
-    spark.sql(f"MERGE INTO {table} t USING silver_batch s ON {on} WHEN NOT MATCHED THEN INSERT *")
-    return spark.table(table).count() - before

@@ -67,3 +67,16 @@ def snapshot_history(spark: SparkSession, table: str, last: int = 5):
                summary['added-records'] AS added_records, summary['deleted-records'] AS deleted_records,
                summary['added-data-files'] AS added_files, summary['total-records'] AS total_records
         FROM {table}.snapshots ORDER BY committed_at DESC LIMIT {last}""")
+
+
+def insert_new(spark: SparkSession, batch, table: str, on: str) -> int:
+    """Insert-only MERGE: rows of `batch` that match no row of `table` ON `on`; returns how many.
+
+    The `on` condition names the target as `t` and the batch as `s`, and should carry the
+    predicates that let Iceberg prune the target to the partitions the batch can match.
+    """
+    view = f"batch_{table.replace('.', '_')}"
+    before = spark.table(table).count()
+    batch.createOrReplaceTempView(view)
+    spark.sql(f"MERGE INTO {table} t USING {view} s ON {on} WHEN NOT MATCHED THEN INSERT *")
+    return spark.table(table).count() - before
