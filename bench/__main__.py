@@ -10,22 +10,13 @@ BENCHMARKS = {"produce": produce_rate.main, "medallion": medallion.main}
 
 
 def main(argv: list[str]) -> int:
-    from lib import stack
-
     names = argv or list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}", file=sys.stderr)
         return 2
-    before = stack.running()
-    stack.up()
-    try:
-        for name in names:
-            BENCHMARKS[name]()
-    finally:
-        started = stack.running() - before
-        if started:
-            stack.down(sorted(started))
+    for name in names:  # each benchmark starts (and stops) what it needs
+        BENCHMARKS[name]()
     return 0
 
 

@@ -24,6 +24,19 @@ GOAL_DIRECT = 20_000
 
 
 def main() -> dict:
+    from lib import stack
+
+    before = stack.running()
+    stack.up(["kafka", "roman-service"], quiet=True)
+    try:
+        return _measure()
+    finally:
+        started = stack.running() - before
+        if started:
+            stack.down(sorted(started))
+
+
+def _measure() -> dict:
     from lib.config import settings
 
     cfg = settings()
