@@ -18,12 +18,25 @@ def notebooks() -> list[str]:
     return sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
+def _layers_and_invariants() -> list[tuple[str, str, str]]:
+    """Row counts of every table, then each invariant, recomputed from the sources."""
+    from lib.invariants import check_all
+    from lib.spark import spark_session
+    from lib.tables import DDL
+
+    spark = spark_session()
+    rows = [(table, "rows", str(spark.table(table).count())) for table in DDL]
+    rows += [(check.name, "ok" if check.ok else "FAILED", check.detail) for check in check_all(spark)]
+    return rows
+
+
 def run_workbook() -> int:
     from tabulate import tabulate
 
     before = stack.running()
     stack.up()
     rows: list[tuple[str, str, str]] = []
+    folder = None
     try:
         folder = run_folder()
         for name in notebooks():
@@ -35,6 +48,10 @@ def run_workbook() -> int:
                 rows.append((name, "FAILED", f"{type(exc).__name__}: {str(exc)[:200]}"))
         for check in smoke.run_all():
             rows.append((check.name, "ok" if check.ok else "FAILED", check.detail))
+        try:
+            rows.extend(_layers_and_invariants())
+        except Exception as exc:  # recorded and turned into exit 1, like a failed notebook
+            rows.append(("tables and invariants", "FAILED", f"{type(exc).__name__}: {str(exc)[:200]}"))
     finally:
         started_here = stack.running() - before
         if started_here:
@@ -42,6 +59,7 @@ def run_workbook() -> int:
     print()
     print(tabulate(rows, headers=["step", "result", "detail"]))
     print(f"\nexecuted notebooks: {folder}")
-    failed = [r for r in rows if r[1] != "ok"]
-    print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
+    failed = [r for r in rows if r[1] not in ("ok", "rows")]
+    checks = [r for r in rows if r[1] != "rows"]
+    print(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
