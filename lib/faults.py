@@ -28,3 +28,20 @@ def checkpoint(point: str) -> None:
     """Crash here if this point is armed, by the environment or by `crash_at`."""
     if point in _ARMED or os.environ.get("WORKBOOK_CRASH_AT") == point:
         raise InjectedCrash(f"injected crash at {point!r}")
+
+
+def kill_service(name: str) -> int:
+    """SIGKILL a stack service's whole process group, as a crashed machine would; returns the pid.
+
+    No shutdown hook runs: a killed taskmanager leaves its Flink job to the jobmanager's restart
+    strategy, which resumes from the latest checkpoint once a taskmanager is back.
+    """
+    import signal
+
+    from lib import stack
+
+    rows = [row for row in stack.status([name]) if row.pid]
+    if not rows:
+        raise RuntimeError(f"{name} is not running under this stack; start it with `python -m lib stack up`")
+    os.killpg(rows[0].pid, signal.SIGKILL)
+    return rows[0].pid

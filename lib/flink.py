@@ -13,7 +13,7 @@ import time
 import urllib.request
 
 from lib.config import ROOT, Settings, settings
-from lib.flink_cluster import flink_environment
+from lib.flink_cluster import flink_environment, taskmanager_out
 from lib.process import StackError
 
 SUBMIT_TIMEOUT_S = 300
@@ -30,7 +30,8 @@ def _rest(path: str, method: str = "GET") -> dict:
     return json.loads(body) if body else {}
 
 
-def client_config(cfg: Settings, job_name: str, parallelism: int = 1, checkpoint_interval: str = "10s") -> dict:
+def client_config(cfg: Settings, job_name: str, parallelism: int = 1, checkpoint_interval: str = "10s",
+                  extra: dict[str, str] | None = None) -> dict:
     """Job settings for a remote submission (config.yaml's job defaults do not apply on this route)."""
     addr = cfg.flink_address
     return {
@@ -42,16 +43,19 @@ def client_config(cfg: Settings, job_name: str, parallelism: int = 1, checkpoint
         "parallelism.default": parallelism,
         "execution.checkpointing.interval": checkpoint_interval,
         "execution.checkpointing.mode": "EXACTLY_ONCE",
+        **(extra or {}),
     }
 
 
-def submit_sql(statements: list[str], job_name: str, parallelism: int = 1, checkpoint_interval: str = "10s") -> str:
+def submit_sql(statements: list[str], job_name: str, parallelism: int = 1, checkpoint_interval: str = "10s",
+               extra: dict[str, str] | None = None) -> str:
     """Execute SQL statements on the session cluster; returns the id of the job the last INSERT started."""
     cfg = settings()
     python = cfg.flink_venv / "bin" / "python"
     if not python.exists():
         raise StackError(f"{python} is missing: run `make setup` to build the Flink virtualenv.")
-    request = {"statements": statements, "config": client_config(cfg, job_name, parallelism, checkpoint_interval)}
+    config = client_config(cfg, job_name, parallelism, checkpoint_interval, extra)
+    request = {"statements": statements, "config": config}
     proc = subprocess.run(
         [str(python), "-m", "lib.flink_submit"],
         input=json.dumps(request), capture_output=True, text=True, cwd=ROOT,
@@ -123,3 +127,71 @@ def kafka_source_ddl(table: str, topic: str, group_id: str, columns: str = "`pay
         f"'properties.bootstrap.servers' = '{cfg.kafka_bootstrap_servers}', "
         f"'properties.group.id' = '{group_id}', 'scan.startup.mode' = '{startup}', 'format' = '{fmt}')"
     )
+
+
+def running_job(name: str) -> str | None:
+    """The id of the RUNNING (or restarting) job with this name, if any: a notebook re-run finds its job."""
+    for found in jobs():
+        if found["name"] == name and found["state"] in ("RUNNING", "RESTARTING", "CREATED", "INITIALIZING"):
+            return found["jid"]
+    return None
+
+
+def latest_checkpoint(job_id: str) -> dict | None:
+    """The job's latest completed checkpoint (id, external_path, state_size, end_to_end_duration), or None."""
+    return (checkpoints(job_id).get("latest") or {}).get("completed")
+
+
+def wait_for_checkpoint(job_id: str, after_id: int = 0, timeout_s: float = 120.0) -> dict:
+    """Wait for a completed checkpoint newer than `after_id`; returns it (what it covers is now committed)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done = (checkpoints(job_id).get("latest") or {}).get("completed")
+        if done and done["id"] > after_id:
+            return done
+        state = job(job_id)["state"]
+        if state == "FAILED":
+            wait_for_state(job_id, {"RUNNING"}, 1)  # raises with the root exception
+        time.sleep(0.5)
+    raise FlinkJobError(f"job {job_id}: no checkpoint after #{after_id} within {timeout_s:.0f}s")
+
+
+def vertex_metrics(job_id: str) -> list[dict]:
+    """Per operator chain: name, status, records in and out, and its current input watermark (ms or None)."""
+    rows = []
+    for vertex in job(job_id).get("vertices", []):
+        marks = _rest(f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks")
+        values = [int(float(m["value"])) for m in marks if "currentInputWatermark" in m["id"]]
+        low = min(values) if values else None
+        rows.append({
+            "operator": vertex["name"],
+            "status": vertex["status"],
+            "records_in": vertex["metrics"].get("read-records", 0),
+            "records_out": vertex["metrics"].get("write-records", 0),
+            # Long.MIN_VALUE means "no watermark yet".
+            "watermark_ms": low if low is not None and low > -(2**62) else None,
+        })
+    return rows
+
+
+def exceptions(job_id: str) -> list[str]:
+    """The job's recent failures, newest first (a restarting job shows why here)."""
+    history = _rest(f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", [])
+    return [f"{e.get('exceptionName', '?')}: {str(e.get('stacktrace', '')).splitlines()[0][:300]}" for e in history]
+
+
+def console_lines(tag: str, last: int | None = 10, tail_bytes: int = 4 << 20) -> list[str]:
+    """Lines a print sink with this identifier wrote to the taskmanager's .out file.
+
+    `last`: how many of the newest (None: every line in the last `tail_bytes` of the file, which
+    grows for as long as the cluster runs).
+    """
+    out = taskmanager_out(settings())
+    if not out.exists():
+        return []
+    with out.open("rb") as fh:
+        fh.seek(max(0, out.stat().st_size - tail_bytes))
+        text = fh.read().decode(errors="replace")
+    prefix = f"{tag}> "
+    found = [line for line in text.splitlines() if line.startswith(prefix)]
+    return found[-last:] if last else found

@@ -118,6 +118,8 @@ def flink_config(cfg: Settings) -> dict:
             },
         },
         "parallelism": {"default": 1},
+        # A killed taskmanager is noticed within seconds, not the default 50 s.
+        "heartbeat": {"interval": 2000, "timeout": 15000},
         "rest": {"address": addr.host, "bind-address": addr.host, "port": addr.port},
         "web": {"tmpdir": str(home / "tmp" / "web")},
         "blob": {"server": {"port": BLOB_PORT}, "storage": {"directory": str(home / "tmp" / "blob")}},

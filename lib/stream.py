@@ -1,0 +1,267 @@
+"""The Flink stream: the events topic through event time, dedup and checkpoints into Iceberg.
+
+One Flink SQL job (a statement set, so one Kafka source feeds every sink):
+
+    Kafka (raw bytes) -> malformed_reason (Python, lib/events.py) -+-> bronze.dead_letter_stream
+                                                                   |
+        event time + watermark (event_time - WATERMARK_DELAY)      v
+        dedup: first row per event_id, keyed state with a TTL -> bronze.conversion_events_stream (Iceberg)
+                                                              -> console (the taskmanager's .out)
+                                                              -> on time: 1-minute tumbling counts per user
+                                                              -> behind the watermark: bronze.late_events_stream
+
+Iceberg sinks commit on checkpoints (exactly-once: a restore rewinds Kafka to the checkpointed
+offsets and the dedup state to what it was, and discards files written since). The job reads
+from the group's committed offsets, or from the earliest ones the first time.
+
+event_time is read in the contract's format (ISO-8601 with milliseconds and an offset, as
+lib.events.iso writes it). An event whose event_time does not parse still lands in the events
+table (with a null event_time, as in Spark's Bronze; Silver rejects it) but has no place in a
+window: its stream time is the Kafka timestamp, and it is counted in neither windows nor late.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from lib.config import settings
+
+JOB_NAME = "roman-stream"
+CONSOLE_TAG = "roman-stream"
+WINDOWS_TAG = "roman-minute"
+STREAM_EVENTS = "bronze.conversion_events_stream"
+STREAM_DEAD_LETTER = "bronze.dead_letter_stream"
+STREAM_LATE = "bronze.late_events_stream"
+STREAM_WINDOWS = "bronze.user_minute_counts_stream"
+STREAM_TABLES = (STREAM_EVENTS, STREAM_DEAD_LETTER, STREAM_LATE, STREAM_WINDOWS)
+
+_ISO_MILLIS = "yyyy-MM-dd''T''HH:mm:ss.SSSXXX"
+
+
+@dataclass(frozen=True)
+class StreamJob:
+    """The job's parameters: what a learner changes to see watermarks and state at work."""
+
+    name: str = JOB_NAME
+    topic: str = ""  # empty: EVENTS_TOPIC
+    group_id: str = "roman-stream"
+    watermark_delay_s: int = 5  # bounded out-of-orderness
+    window_minutes: int = 1
+    dedup_ttl: str = "1 h"  # how long an event_id is remembered
+    checkpoint_interval: str = "5s"
+    parallelism: int = 1
+    # How long the Python worker may hold records before passing them on: it bounds latency.
+    python_bundle_ms: int = 20
+
+    def config(self) -> dict[str, str]:
+        """Job settings beyond the submission defaults (see lib.flink.client_config)."""
+        return {
+            "table.local-time-zone": "UTC",
+            "table.exec.state.ttl": self.dedup_ttl,
+            # One optimisation block per shared view: the dedup and the Python classifier run once,
+            # whatever columns each sink needs (else each sink gets its own copy of the state).
+            "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",
+            "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+            "execution.checkpointing.min-pause": "1s",
+            "python.fn-execution.bundle.time": str(self.python_bundle_ms),
+            "python.fn-execution.bundle.size": "1000",
+        }
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+def statements(job: StreamJob) -> list[str]:
+    """The job as Flink SQL: catalog, tables, views and one statement set."""
+    cfg = settings()
+    topic = job.topic or cfg.events_topic
+    ts = "TIMESTAMP_LTZ(6)"
+    return [
+        f"""CREATE TEMPORARY TABLE kafka_events (
+            `value` BYTES,
+            kafka_topic STRING METADATA FROM 'topic' VIRTUAL,
+            kafka_partition INT METADATA FROM 'partition' VIRTUAL,
+            kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
+            kafka_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+            event_time AS TO_TIMESTAMP_LTZ(JSON_VALUE(CAST(`value` AS STRING), '$.event_time'), '{_ISO_MILLIS}'),
+            stream_time AS COALESCE(TO_TIMESTAMP_LTZ(
+                JSON_VALUE(CAST(`value` AS STRING), '$.event_time'), '{_ISO_MILLIS}'), kafka_timestamp),
+            arrival AS PROCTIME(),
+            WATERMARK FOR stream_time AS stream_time - INTERVAL '{int(job.watermark_delay_s)}' SECOND
+        ) WITH (
+            'connector' = 'kafka', 'topic' = '{topic}', 'format' = 'raw',
+            'properties.bootstrap.servers' = '{cfg.kafka_bootstrap_servers}',
+            'properties.group.id' = '{job.group_id}',
+            'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = 'earliest',
+            'scan.topic-partition-discovery.interval' = '30 s'
+        )""",
+        "CREATE TEMPORARY SYSTEM FUNCTION malformed_reason AS 'lib.stream_udfs.malformed_reason' LANGUAGE PYTHON",
+        f"""CREATE CATALOG {cfg.catalog_name} WITH ('type' = 'iceberg', 'catalog-type' = 'rest',
+            'uri' = '{cfg.iceberg_rest_uri}', 'warehouse' = '{cfg.iceberg_warehouse}')""",
+        f"CREATE DATABASE IF NOT EXISTS {cfg.catalog_name}.bronze",
+        _iceberg_table(STREAM_EVENTS, f"""event_id STRING NOT NULL, event_time {ts}, event_date DATE,
+            user_id STRING, payload STRING NOT NULL, kafka_topic STRING NOT NULL, kafka_partition INT NOT NULL,
+            kafka_offset BIGINT NOT NULL, kafka_timestamp {ts}, watermark_at_arrival {ts},
+            ingested_at {ts} NOT NULL""", partition="event_date"),
+        _iceberg_table(STREAM_DEAD_LETTER, f"""kafka_topic STRING NOT NULL, kafka_partition INT NOT NULL,
+            kafka_offset BIGINT NOT NULL, kafka_timestamp {ts}, payload STRING, reason STRING NOT NULL,
+            ingested_at {ts} NOT NULL"""),
+        _iceberg_table(STREAM_LATE, f"""event_id STRING NOT NULL, user_id STRING, event_time {ts} NOT NULL,
+            watermark_at_arrival {ts} NOT NULL, behind_s INT NOT NULL, kafka_partition INT NOT NULL,
+            kafka_offset BIGINT NOT NULL, ingested_at {ts} NOT NULL"""),
+        _iceberg_table(STREAM_WINDOWS, f"""window_start {ts} NOT NULL, window_end {ts} NOT NULL,
+            user_id STRING NOT NULL, events BIGINT NOT NULL, failed BIGINT NOT NULL,
+            emitted_at {ts} NOT NULL"""),
+        f"""CREATE TEMPORARY TABLE console (event_id STRING, event_time {ts}, user_id STRING, operation STRING,
+            `input` STRING, `output` STRING, kafka_partition INT, kafka_offset BIGINT, printed_at {ts})
+            WITH ('connector' = 'print', 'print-identifier' = '{CONSOLE_TAG}')""",
+        f"""CREATE TEMPORARY TABLE console_windows (window_start {ts}, window_end {ts}, user_id STRING,
+            events BIGINT) WITH ('connector' = 'print', 'print-identifier' = '{WINDOWS_TAG}')""",
+        # Every record, classified once by the contract's Python rule.
+        """CREATE TEMPORARY VIEW classified AS
+            SELECT `value`, CAST(`value` AS STRING) AS payload, malformed_reason(`value`) AS reason,
+                   kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, event_time, stream_time, arrival
+            FROM kafka_events""",
+        # First delivery per event_id (processing-time order keeps the output append-only); the
+        # seen event_ids are keyed state that expires after table.exec.state.ttl.
+        """CREATE TEMPORARY VIEW distinct_events AS
+            SELECT * FROM (
+                SELECT JSON_VALUE(payload, '$.event_id') AS event_id, JSON_VALUE(payload, '$.user_id') AS user_id,
+                       JSON_VALUE(payload, '$.operation') AS operation, JSON_VALUE(payload, '$.input') AS `input`,
+                       JSON_VALUE(payload, '$.output') AS `output`, JSON_VALUE(payload, '$.success') AS success,
+                       payload, kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, event_time, stream_time,
+                       CURRENT_WATERMARK(stream_time) AS watermark_at_arrival,
+                       ROW_NUMBER() OVER (PARTITION BY JSON_VALUE(payload, '$.event_id') ORDER BY arrival) AS nth
+                FROM classified WHERE reason IS NULL)
+            WHERE nth = 1""",
+        """CREATE TEMPORARY VIEW on_time AS
+            SELECT * FROM distinct_events
+            WHERE event_time IS NOT NULL AND (watermark_at_arrival IS NULL OR event_time > watermark_at_arrival)""",
+        f"""CREATE TEMPORARY VIEW minute_counts AS
+            SELECT CAST(window_start AS TIMESTAMP_LTZ(3)) AS window_start,
+                   CAST(window_end AS TIMESTAMP_LTZ(3)) AS window_end, user_id,
+                   COUNT(*) AS events, COUNT(*) FILTER (WHERE success = 'false') AS failed
+            FROM TABLE(TUMBLE(TABLE on_time, DESCRIPTOR(stream_time), INTERVAL '{int(job.window_minutes)}' MINUTE))
+            GROUP BY window_start, window_end, user_id""",
+        f"""EXECUTE STATEMENT SET BEGIN
+            INSERT INTO {cfg.catalog_name}.{STREAM_EVENTS}
+                SELECT event_id, event_time, CAST(event_time AS DATE), user_id, payload, kafka_topic,
+                       kafka_partition, kafka_offset, kafka_timestamp, watermark_at_arrival, CURRENT_TIMESTAMP
+                FROM distinct_events;
+            INSERT INTO console
+                SELECT event_id, event_time, user_id, operation, `input`, `output`, kafka_partition, kafka_offset,
+                       CURRENT_TIMESTAMP
+                FROM distinct_events;
+            INSERT INTO {cfg.catalog_name}.{STREAM_LATE}
+                SELECT event_id, user_id, event_time, watermark_at_arrival,
+                       TIMESTAMPDIFF(SECOND, event_time, watermark_at_arrival), kafka_partition, kafka_offset,
+                       CURRENT_TIMESTAMP
+                FROM distinct_events WHERE event_time IS NOT NULL AND event_time <= watermark_at_arrival;
+            INSERT INTO {cfg.catalog_name}.{STREAM_WINDOWS}
+                SELECT window_start, window_end, user_id, events, failed, CURRENT_TIMESTAMP FROM minute_counts;
+            INSERT INTO console_windows SELECT window_start, window_end, user_id, events FROM minute_counts;
+            INSERT INTO {cfg.catalog_name}.{STREAM_DEAD_LETTER}
+                SELECT kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, payload, reason, CURRENT_TIMESTAMP
+                FROM classified WHERE reason IS NOT NULL;
+        END""",
+    ]
+
+
+def _iceberg_table(name: str, columns: str, partition: str | None = None) -> str:
+    """CREATE TABLE IF NOT EXISTS in the REST catalog: the job owns its tables' schemas."""
+    cfg = settings()
+    by = f"PARTITIONED BY ({partition}) " if partition else ""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {cfg.catalog_name}.{name} ({columns}) {by}"
+        "WITH ('format-version' = '2', 'write.distribution-mode' = 'none')"
+    )
+
+
+def submit(job: StreamJob | None = None, restore_from: str | None = None) -> str:
+    """Start the job on the session cluster; `restore_from` is a checkpoint or savepoint path. Returns its id."""
+    from lib.flink import submit_sql
+
+    job = job or StreamJob()
+    extra = job.config()
+    if restore_from:
+        extra["execution.state-recovery.path"] = restore_from
+    return submit_sql(statements(job), job.name, parallelism=job.parallelism,
+                      checkpoint_interval=job.checkpoint_interval, extra=extra)
+
+
+def start(job: StreamJob | None = None) -> str:
+    """The job's id: the one already running under its name (a notebook re-run), else a new submission."""
+    from lib.flink import running_job, wait_for_state
+
+    job = job or StreamJob()
+    job_id = running_job(job.name) or submit(job)
+    wait_for_state(job_id, {"RUNNING"})
+    return job_id
+
+
+def restart(job_id: str, job: StreamJob | None = None) -> str:
+    """Cancel the job and start it again from its latest checkpoint (kept on cancel); returns the new id.
+
+    What the restored job knows: the Kafka offsets of that checkpoint, the dedup state (every
+    event_id seen and not yet expired) and the Iceberg files not yet committed.
+    """
+    from lib.flink import FlinkJobError, cancel, latest_checkpoint, wait_for_state
+
+    checkpoint = latest_checkpoint(job_id)
+    if checkpoint is None:
+        raise FlinkJobError(f"job {job_id} has no completed checkpoint to restart from; wait for one first")
+    cancel(job_id)
+    new_id = submit(job, restore_from=checkpoint["external_path"])
+    wait_for_state(new_id, {"RUNNING"})
+    return new_id
+
+
+def wait_caught_up(job_id: str, job: StreamJob | None = None, timeout_s: float = 300.0,
+                   progress: bool = True) -> dict[int, int]:
+    """Wait until the job has consumed the topic up to its end offsets *now*, and committed it to Iceberg.
+
+    The Kafka source commits the group's offsets when a checkpoint completes, the same moment the
+    Iceberg sinks commit their files; one more checkpoint after that makes sure both are done.
+    Returns the end offsets that were waited for.
+    """
+    import time
+
+    from tqdm import tqdm
+
+    from lib import flink
+    from lib.topics import committed_offsets, end_offsets
+
+    job = job or StreamJob()
+    cfg = settings()
+    topic = job.topic or cfg.events_topic
+    ends = end_offsets(cfg.kafka_bootstrap_servers, topic)
+    deadline = time.monotonic() + timeout_s
+    total = sum(ends.values())
+    with tqdm(total=total, desc="flink caught up", unit="rec", disable=not progress, mininterval=0.5) as bar:
+        while True:
+            done = committed_offsets(cfg.kafka_bootstrap_servers, job.group_id, topic)
+            reached = sum(min(done.get(p, 0), end) for p, end in ends.items())
+            bar.update(reached - bar.n)
+            if reached >= total:
+                break
+            if time.monotonic() > deadline:
+                state = flink.job(job_id)["state"]
+                raise flink.FlinkJobError(
+                    f"job {job_id} ({state}) consumed {reached} of {total} records of {topic!r} in {timeout_s:.0f}s; "
+                    "look at lib.flink.exceptions(job_id) and the Flink UI at " + cfg.flink_rest_url
+                )
+            time.sleep(0.5)
+    latest = flink.latest_checkpoint(job_id)
+    remaining = max(30.0, deadline - time.monotonic())
+    flink.wait_for_checkpoint(job_id, after_id=latest["id"] if latest else 0, timeout_s=remaining)
+    return ends
+
+
+def read_table(name: str, row_filter: str | None = None, columns: tuple[str, ...] = ("*",)):
+    """A stream table as pandas, through PyIceberg (what is committed, not what a writer holds)."""
+    from lib.catalog import catalog
+
+    table = catalog().load_table(name)
+    scan = table.scan(row_filter=row_filter, selected_fields=columns) if row_filter else table.scan(
+        selected_fields=columns)
+    return scan.to_pandas()
