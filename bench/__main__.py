@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import medallion, produce_rate
+from bench import medallion, produce_rate, stream_latency
 
-BENCHMARKS = {"produce": produce_rate.main, "medallion": medallion.main}
+BENCHMARKS = {"produce": produce_rate.main, "medallion": medallion.main, "stream": stream_latency.main}
 
 
 def main(argv: list[str]) -> int:

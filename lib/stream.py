@@ -22,6 +22,7 @@ window: its stream time is the Kafka timestamp, and it is counted in neither win
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 from lib.config import settings
@@ -36,6 +37,8 @@ STREAM_WINDOWS = "bronze.user_minute_counts_stream"
 STREAM_TABLES = (STREAM_EVENTS, STREAM_DEAD_LETTER, STREAM_LATE, STREAM_WINDOWS)
 
 _ISO_MILLIS = "yyyy-MM-dd''T''HH:mm:ss.SSSXXX"
+_DURATION = re.compile(r"[1-9]\d*\s*(ms|s|min|h|d)")
+_NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class StreamJob:
     topic: str = ""  # empty: EVENTS_TOPIC
     group_id: str = "roman-stream"
     watermark_delay_s: int = 5  # bounded out-of-orderness
+    # A partition with no records for this long stops holding the watermark back (0: never).
+    idle_timeout_s: int = 5
     window_minutes: int = 1
     dedup_ttl: str = "1 h"  # how long an event_id is remembered
     checkpoint_interval: str = "5s"
@@ -53,11 +58,27 @@ class StreamJob:
     # How long the Python worker may hold records before passing them on: it bounds latency.
     python_bundle_ms: int = 20
 
+    def __post_init__(self) -> None:
+        problems = []
+        if self.watermark_delay_s < 0 or self.idle_timeout_s < 0:
+            problems.append("watermark_delay_s and idle_timeout_s must be >= 0 (seconds)")
+        if self.window_minutes < 1 or self.parallelism < 1:
+            problems.append("window_minutes and parallelism must be >= 1")
+        for name in ("dedup_ttl", "checkpoint_interval"):
+            if not _DURATION.fullmatch(str(getattr(self, name))):
+                value = getattr(self, name)
+                problems.append(f"{name}={value!r} is not a duration; write it like '5s', '10 min', '1 h'")
+        if not _NAME.fullmatch(self.group_id) or (self.topic and not _NAME.fullmatch(self.topic)):
+            problems.append("topic and group_id may hold letters, digits, '.', '_' and '-' only")
+        if problems:
+            raise ValueError("StreamJob: " + "; ".join(problems))
+
     def config(self) -> dict[str, str]:
         """Job settings beyond the submission defaults (see lib.flink.client_config)."""
         return {
             "table.local-time-zone": "UTC",
             "table.exec.state.ttl": self.dedup_ttl,
+            "table.exec.source.idle-timeout": f"{self.idle_timeout_s} s" if self.idle_timeout_s else "0 ms",
             # One optimisation block per shared view: the dedup and the Python classifier run once,
             # whatever columns each sink needs (else each sink gets its own copy of the state).
             "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",
@@ -185,16 +206,48 @@ def submit(job: StreamJob | None = None, restore_from: str | None = None) -> str
     extra = job.config()
     if restore_from:
         extra["execution.state-recovery.path"] = restore_from
-    return submit_sql(statements(job), job.name, parallelism=job.parallelism,
-                      checkpoint_interval=job.checkpoint_interval, extra=extra)
+    job_id = submit_sql(statements(job), job.name, parallelism=job.parallelism,
+                        checkpoint_interval=job.checkpoint_interval, extra=extra)
+    history = _history_file(job.name)
+    history.parent.mkdir(parents=True, exist_ok=True)
+    with history.open("a") as fh:
+        fh.write(job_id + "\n")
+    return job_id
+
+
+def _history_file(name: str):
+    from lib.flink_cluster import flink_dir
+
+    return flink_dir(settings()) / "jobs" / f"{name}.ids"
+
+
+def retained_checkpoint(name: str) -> str | None:
+    """The newest checkpoint a past run of this job left on disk (kept on cancel), or None.
+
+    The cluster forgets its jobs when it stops; the checkpoint folder and this job's id history
+    (STACK_HOME/flink/jobs/<name>.ids) do not, so the dedup state survives a stack restart too.
+    """
+    from lib.flink_cluster import flink_dir
+
+    history = _history_file(name)
+    if not history.exists():
+        return None
+    root = flink_dir(settings()) / "checkpoints"
+    for job_id in reversed(history.read_text().split()):
+        done = [d for d in (root / job_id).glob("chk-*") if (d / "_metadata").exists()]
+        if done:
+            return str(max(done, key=lambda d: int(d.name.split("-")[1])))
+    return None
 
 
 def start(job: StreamJob | None = None) -> str:
-    """The job's id: the one already running under its name (a notebook re-run), else a new submission."""
+    """The job's id: the one already running under its name, else a submission that resumes from the
+    newest retained checkpoint of an earlier run (offsets and dedup state), else a fresh one that
+    reads from the group's committed offsets (the earliest, the first time)."""
     from lib.flink import running_job, wait_for_state
 
     job = job or StreamJob()
-    job_id = running_job(job.name) or submit(job)
+    job_id = running_job(job.name) or submit(job, restore_from=retained_checkpoint(job.name))
     wait_for_state(job_id, {"RUNNING"})
     return job_id
 
@@ -265,3 +318,20 @@ def read_table(name: str, row_filter: str | None = None, columns: tuple[str, ...
     scan = table.scan(row_filter=row_filter, selected_fields=columns) if row_filter else table.scan(
         selected_fields=columns)
     return scan.to_pandas()
+
+
+def compare_with_bronze(spark) -> dict[str, int]:
+    """Event_ids of the events topic in the stream table against Spark's bronze.conversion_events."""
+    from lib.tables import BRONZE_EVENTS
+
+    topic = settings().events_topic
+    flink_rows = read_table(STREAM_EVENTS, f"kafka_topic == '{topic}'", ("event_id",)).event_id
+    flink_ids = set(flink_rows)
+    spark_ids = {r.event_id for r in spark.sql(f"SELECT event_id FROM {BRONZE_EVENTS}").collect()}
+    return {
+        "flink stream rows": len(flink_ids),
+        "spark bronze rows": len(spark_ids),
+        "only in the stream": len(flink_ids - spark_ids),
+        "only in bronze": len(spark_ids - flink_ids),
+        "repeated in the stream": len(flink_rows) - len(flink_ids),
+    }

@@ -105,13 +105,19 @@ def beginning_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """{partition: next offset} a consumer group committed on the topic (Flink commits on checkpoints)."""
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, KafkaException
     from confluent_kafka import TopicPartition as Partition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
         parts = sorted(end_offsets(bootstrap, topic))
         found = consumer.committed([Partition(topic, p) for p in parts], timeout=10)
+    except KafkaException as exc:
+        # A fresh broker is still creating __consumer_offsets (NOT_COORDINATOR, LOAD_IN_PROGRESS):
+        # nothing can have been committed yet. Anything else is a real error.
+        if exc.args and exc.args[0].retriable():
+            return {}
+        raise
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in found if tp.offset >= 0}

@@ -20,7 +20,6 @@ import json
 import random
 import time
 import uuid
-from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -383,6 +382,7 @@ def produce(events: int, seed: int = 7, start: datetime | None = None, shape: Tr
             _count(manifest, record, record.partition, None)
         elif index in acks:
             _count(manifest, record, *acks[index])
+    manifest.by_operation = dict(sorted(manifest.by_operation.items()))
     manifest.seconds = round(time.monotonic() - began, 3)
     times = sorted(json.loads(r.value)["event_time"] for r in records if r.kind == "event")
     manifest.first_event_time, manifest.last_event_time = times[0], times[-1]
@@ -409,9 +409,8 @@ def _count(manifest: Manifest, record: Record, partition: int, offset: int | Non
         manifest.requests += 1
         manifest.failed_requests += 0 if record.success else 1
         manifest.late_events += record.late
-        ops = Counter(manifest.by_operation)
-        ops[record.operation or "?"] += 1
-        manifest.by_operation = dict(sorted(ops.items()))
+        op = record.operation or "?"
+        manifest.by_operation[op] = manifest.by_operation.get(op, 0) + 1
     elif record.kind == "duplicate":
         manifest.duplicates += 1
         manifest.duplicates_cross_partition += record.cross_partition

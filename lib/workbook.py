@@ -25,7 +25,11 @@ def _layers_and_invariants() -> list[tuple[str, str, str]]:
     from lib.tables import DDL
 
     spark = spark_session()
+    from lib.stream import STREAM_TABLES
+
     rows = [(table, "rows", str(spark.table(table).count())) for table in DDL]
+    rows += [(table, "rows", str(spark.table(table).count())) for table in STREAM_TABLES
+             if spark.catalog.tableExists(table)]
     rows += [(check.name, "ok" if check.ok else "FAILED", check.detail) for check in check_all(spark)]
     return rows
 

@@ -1,0 +1,143 @@
+"""The Flink stream: latency from event_time to the console and to Iceberg, and the rate it keeps up with.
+
+1. Latency: on-time events produced at a steady 1k records/s for 30 s (stamped with the wall clock
+   as they are sent). To the console: the print sink's `printed_at` minus event_time, per event.
+   To Iceberg: the commit time of the first snapshot holding the event minus event_time; bounded
+   below by nothing and above by the checkpoint interval plus the commit. Goal: p99 to the console
+   under 1 s.
+2. Sustained rate: a backlog of 100k generated records, consumed from the earliest offset; records
+   per second until the committed offsets reach the end (a checkpoint included).
+
+Each part uses its own topic, consumer group and job, on the running (or started) embedded stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tabulate import tabulate
+
+RESULTS = Path(__file__).parent / "results"
+RATE = 1000
+SECONDS = 30
+BACKLOG = 100_000
+CHECKPOINT = "5s"
+GOAL_CONSOLE_P99_S = 1.0
+SERVICES = ["kafka", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
+
+
+def main() -> dict:
+    from lib import stack
+
+    before = stack.running()
+    stack.up(SERVICES, quiet=True)
+    try:
+        return _measure()
+    finally:
+        started = stack.running() - before
+        if started:
+            stack.down(sorted(started))
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"n": len(ordered), "p50_s": round(pick(0.50), 3), "p99_s": round(pick(0.99), 3),
+            "max_s": round(ordered[-1], 3)}
+
+
+def _job(label: str, stamp: str):
+    from lib import stream
+    from lib.config import settings
+    from lib.topics import ensure_topic
+
+    cfg = settings()
+    topic = f"bench-{label}-{stamp}"
+    ensure_topic(cfg.kafka_bootstrap_servers, topic, cfg.events_partitions)
+    return stream.StreamJob(name=f"bench-{topic}", topic=topic, group_id=topic, checkpoint_interval=CHECKPOINT)
+
+
+def latency(stamp: str) -> dict:
+    from lib import flink, stream
+    from lib.catalog import catalog
+    from lib.live_traffic import steady
+
+    job = _job("latency", stamp)
+    job_id = stream.start(job)
+    flink.wait_for_checkpoint(job_id)
+    os.environ["EVENTS_TOPIC"] = job.topic
+    try:
+        live = steady(SECONDS, RATE, seed=1, users=12, late_share=0, duplicate_share=0, jitter_s=0,
+                      user_prefix=f"bench-{stamp}", progress=False)
+    finally:
+        os.environ.pop("EVENTS_TOPIC")
+    stream.wait_caught_up(job_id, job, progress=False)
+    flink.cancel(job_id)
+    ids = set(live.event_ids)
+
+    console = []
+    for line in flink.console_lines(stream.CONSOLE_TAG, last=None, tail_bytes=256 << 20):
+        fields = line.split("+I[", 1)[1].rstrip("]").split(", ")
+        if fields[0] in ids:
+            console.append((datetime.fromisoformat(fields[-1]) - datetime.fromisoformat(fields[1])).total_seconds())
+
+    table = catalog().load_table(stream.STREAM_EVENTS)
+    seen: set[str] = set()
+    visible = []
+    for snap in sorted(table.snapshots(), key=lambda s: s.timestamp_ms):
+        rows = table.scan(row_filter=f"kafka_topic == '{job.topic}'", snapshot_id=snap.snapshot_id,
+                          selected_fields=("event_id", "event_time")).to_arrow().to_pylist()
+        committed = datetime.fromtimestamp(snap.timestamp_ms / 1000, UTC)
+        for row in rows:
+            if row["event_id"] not in seen:
+                seen.add(row["event_id"])
+                visible.append((committed - row["event_time"]).total_seconds())
+    return {"records": len(ids), "rate_per_s": RATE, "seconds": SECONDS,
+            "to_console": _percentiles(console), "to_iceberg": _percentiles(visible),
+            "console_goal_p99_s": GOAL_CONSOLE_P99_S}
+
+
+def sustained(stamp: str) -> dict:
+    from lib import flink, stream
+    from lib.traffic import produce
+
+    job = _job("rate", stamp)
+    os.environ["EVENTS_TOPIC"] = job.topic
+    try:
+        manifest = produce(BACKLOG, seed=3, start=datetime.now(UTC) - timedelta(hours=1), progress=False,
+                           save=False)
+    finally:
+        os.environ.pop("EVENTS_TOPIC")
+    began = time.monotonic()
+    job_id = stream.start(job)
+    running = time.monotonic()
+    stream.wait_caught_up(job_id, job, progress=False)
+    done = time.monotonic()
+    flink.cancel(job_id)
+    return {"records": manifest.records, "submit_s": round(running - began, 2),
+            "consume_s": round(done - running, 2), "records_per_s": round(manifest.records / (done - running))}
+
+
+def _measure() -> dict:
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    lat = latency(stamp)
+    rate = sustained(stamp)
+    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "when": datetime.now(UTC).isoformat(),
+              "checkpoint_interval": CHECKPOINT, "latency": lat, "sustained": rate}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "stream.json").write_text(json.dumps(result, indent=2) + "\n")
+    c, i = lat["to_console"], lat["to_iceberg"]
+    print(tabulate([
+        ["event_time -> console", c["p50_s"], c["p99_s"], f"{GOAL_CONSOLE_P99_S:.1f}",
+         f"{c['p99_s'] / GOAL_CONSOLE_P99_S:.2f}"],
+        ["event_time -> Iceberg visible", i["p50_s"], i["p99_s"], f"checkpoint {CHECKPOINT}", ""],
+    ], headers=["stream latency at 1k rec/s", "p50 s", "p99 s", "goal (p99)", "p99 / goal"]))
+    print(tabulate([["backlog drained", rate["records"], rate["consume_s"], rate["records_per_s"],
+                     f"{rate['records_per_s'] / RATE:.1f}x the 1k/s stream"]],
+                   headers=["", "records", "seconds", "records/s", "ratio"]))
+    return result

@@ -1,0 +1,45 @@
+"""The stream job's SQL and parameters, without a cluster: what a learner's settings turn into."""
+
+from __future__ import annotations
+
+import pytest
+
+from lib.stream import STREAM_TABLES, StreamJob, statements
+
+
+def test_parameters_reach_the_sql_and_the_job_config() -> None:
+    job = StreamJob(watermark_delay_s=12, window_minutes=3, dedup_ttl="10 min", idle_timeout_s=0)
+    sql = "\n".join(statements(job))
+    assert "WATERMARK FOR stream_time AS stream_time - INTERVAL '12' SECOND" in sql
+    assert "INTERVAL '3' MINUTE" in sql
+    config = job.config()
+    assert config["table.exec.state.ttl"] == "10 min"
+    assert config["table.exec.source.idle-timeout"] == "0 ms"
+    assert config["execution.checkpointing.externalized-checkpoint-retention"] == "RETAIN_ON_CANCELLATION"
+
+
+def test_every_stream_table_is_created_and_written() -> None:
+    sql = "\n".join(statements(StreamJob()))
+    for table in STREAM_TABLES:
+        assert f"CREATE TABLE IF NOT EXISTS lake.{table} " in sql
+        assert f"INSERT INTO lake.{table}" in sql
+
+
+def test_the_job_reads_the_topic_and_group_it_is_given() -> None:
+    source = statements(StreamJob(topic="other-topic", group_id="g1"))[0]
+    assert "'topic' = 'other-topic'" in source
+    assert "'properties.group.id' = 'g1'" in source
+    assert "'scan.startup.mode' = 'group-offsets'" in source
+
+
+@pytest.mark.parametrize(("kwargs", "named"), [
+    ({"watermark_delay_s": -1}, "watermark_delay_s"),
+    ({"window_minutes": 0}, "window_minutes"),
+    ({"dedup_ttl": "forever"}, "dedup_ttl='forever'"),
+    ({"checkpoint_interval": "5"}, "checkpoint_interval='5'"),
+    ({"topic": "x'; DROP"}, "topic and group_id"),
+])
+def test_bad_parameters_are_refused_with_the_fix(kwargs: dict, named: str) -> None:
+    with pytest.raises(ValueError, match="StreamJob") as err:
+        StreamJob(**kwargs)
+    assert named in str(err.value)
