@@ -54,7 +54,8 @@ def event_vs_processing_time(rows: pd.DataFrame, windows: pd.DataFrame) -> plt.F
     left.scatter(on_time.ingested_at, on_time.event_time, s=6, label="on time", color="tab:blue")
     left.scatter(late.ingested_at, late.event_time, s=18, marker="x", label="late (behind the watermark)",
                  color="tab:red")
-    left.step(rows.ingested_at, rows.watermark_at_arrival, where="post", color="black", label="watermark")
+    marked = rows.dropna(subset=["watermark_at_arrival"])  # none yet in the first moments after a (re)start
+    left.step(marked.ingested_at, marked.watermark_at_arrival, where="post", color="black", label="watermark")
     left.set(xlabel="processing time (ingested_at)", ylabel="event time", title="event time vs processing time")
     left.legend(loc="lower right", fontsize=8)
     if not windows.empty:
