@@ -126,7 +126,7 @@ def layer_times(spark, events: int, seed: int) -> dict[str, float]:
 def merge_overhead(spark, seed: int) -> dict[str, float]:
     """Bronze's MERGE against a plain append of the same deduplicated batch."""
     from lib.bronze import first_delivery, offset_ranges, read_kafka, run_bronze, split
-    from lib.tables import BRONZE_EVENTS
+    from lib.tables import BRONZE_EVENTS, naive_utc
     from lib.traffic import produce
 
     produce(BATCH, seed=seed, progress=False, save=False)
@@ -137,7 +137,7 @@ def merge_overhead(spark, seed: int) -> dict[str, float]:
               f"AS SELECT * FROM {BRONZE_EVENTS} LIMIT 0")
 
     def append() -> None:
-        events, _ = split(read_kafka(spark, ranges), datetime.now(UTC).replace(tzinfo=None))
+        events, _ = split(read_kafka(spark, ranges), naive_utc())
         batch = first_delivery(events)
         batch.select(*spark.table("bench.append_only").columns).writeTo("bench.append_only").append()
 

@@ -14,12 +14,21 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from lib import faults
 from lib.config import settings
-from lib.tables import BRONZE_DEAD_LETTER, BRONZE_EVENTS, BRONZE_OFFSETS, create_tables, in_list, insert_new
+from lib.tables import (
+    BRONZE_DEAD_LETTER,
+    BRONZE_EVENTS,
+    BRONZE_OFFSETS,
+    create_tables,
+    date_predicate,
+    insert_new,
+    naive_utc,
+    time_window,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -112,20 +121,6 @@ def first_delivery(events: DataFrame) -> DataFrame:
     return events.withColumn("_n", F.row_number().over(order)).where("_n = 1").drop("_n")
 
 
-def date_predicate(spark: SparkSession, batch: DataFrame, column: str = "t.event_date",
-                   slack: timedelta = DATE_SLACK) -> str:
-    """The target predicate that lets Iceberg prune a MERGE to the partitions the batch can match."""
-    dates = [r[0] for r in batch.select("event_date").distinct().collect()]
-    known: set[date] = set()
-    for d in dates:
-        if d is not None:
-            known |= {d + timedelta(days=k) for k in range(-slack.days, slack.days + 1)}
-    parts = [f"{column} IN ({in_list(sorted(known))})"] if known else []
-    if any(d is None for d in dates):
-        parts.append(f"{column} IS NULL")
-    return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
-
-
 def run_bronze(spark: SparkSession | None = None, backfill: bool = False, start: datetime | None = None,
                end: datetime | None = None) -> BronzeRun:
     """One Bronze run: incremental by default; a backfill re-reads from the earliest offsets and keeps
@@ -140,23 +135,20 @@ def run_bronze(spark: SparkSession | None = None, backfill: bool = False, start:
     run.ranges = offset_ranges(spark, backfill)
     if all(s >= e for s, e in run.ranges.values()):
         return run
-    ingested_at = datetime.now(UTC).replace(tzinfo=None)
+    ingested_at = naive_utc()
     raw = read_kafka(spark, run.ranges).persist()
     try:
         run.records_read = raw.count()
         events, dead = split(raw, ingested_at)
         if backfill:
-            events = events.where(
-                (events.event_time >= start.astimezone(UTC).replace(tzinfo=None))
-                & (events.event_time < end.astimezone(UTC).replace(tzinfo=None))
-            )
+            events = events.where(time_window("event_time", start, end))
         events = events.persist()
         batch = first_delivery(events).persist()
         distinct = batch.count()
         run.duplicates_in_batch = events.count() - distinct
         run.malformed = dead.count()
-        run.events_inserted = insert_new(spark, batch, BRONZE_EVENTS,
-                                         f"t.event_id = s.event_id AND {date_predicate(spark, batch)}")
+        nearby = date_predicate(spark, batch, slack=DATE_SLACK)
+        run.events_inserted = insert_new(spark, batch, BRONZE_EVENTS, f"t.event_id = s.event_id AND {nearby}")
         faults.checkpoint("bronze.after_events")
         if not backfill:
             run.dead_letters_inserted = insert_new(
@@ -173,6 +165,6 @@ def run_bronze(spark: SparkSession | None = None, backfill: bool = False, start:
 
 def _commit_offsets(spark: SparkSession, run: BronzeRun) -> None:
     topic = settings().events_topic
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = naive_utc()
     rows = [(run.run_id, topic, p, s, e, now) for p, (s, e) in run.ranges.items() if e > s]
     spark.createDataFrame(rows, spark.table(BRONZE_OFFSETS).schema).writeTo(BRONZE_OFFSETS).append()

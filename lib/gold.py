@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from lib.tables import GOLD_DAILY, SILVER_EVENTS, create_tables, in_list
+from lib.tables import GOLD_DAILY, SILVER_EVENTS, create_tables, in_list, naive_utc, time_window
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -59,10 +59,8 @@ def run_gold(spark: SparkSession | None = None, start: datetime | None = None,
     spark = spark or spark_session()
     create_tables(spark)
     run = GoldRun(start, end)
-    lo, hi = (t.astimezone(UTC).replace(tzinfo=None) for t in (start, end))
-    touched = spark.table(SILVER_EVENTS).where(
-        f"processed_at >= TIMESTAMP '{lo}' AND processed_at < TIMESTAMP '{hi}'"
-    ).select("event_date", "user_id").distinct().persist()
+    touched = spark.table(SILVER_EVENTS).where(time_window("processed_at", start, end)) \
+        .select("event_date", "user_id").distinct().persist()
     try:
         run.touched_keys = touched.count()
         if run.touched_keys == 0:
@@ -71,7 +69,7 @@ def run_gold(spark: SparkSession | None = None, start: datetime | None = None,
         run.touched_dates = len(dates)
         silver = spark.table(SILVER_EVENTS).where(f"event_date IN ({in_list(dates)})")
         fresh = aggregate(silver.join(touched, ["event_date", "user_id"], "left_semi"),
-                          datetime.now(UTC).replace(tzinfo=None))
+                          naive_utc())
         fresh.createOrReplaceTempView("gold_batch")
         spark.sql(f"""
             MERGE INTO {GOLD_DAILY} t USING gold_batch s

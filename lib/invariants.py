@@ -33,9 +33,9 @@ def kafka_accounted(spark: SparkSession) -> Invariant:
     starts = beginning_offsets(cfg.kafka_bootstrap_servers, cfg.events_topic)
     upto = committed_positions(spark, cfg.events_topic)
     ranges = {p: (starts[p], upto.get(p, starts[p])) for p in ends}
-    from datetime import UTC, datetime
+    from lib.tables import naive_utc
 
-    events, dead = split(read_kafka(spark, ranges), datetime.now(UTC).replace(tzinfo=None))
+    events, dead = split(read_kafka(spark, ranges), naive_utc())
     kafka_ids = events.select("event_id").distinct()
     bronze = spark.table(BRONZE_EVENTS).where(f"kafka_topic = '{cfg.events_topic}'")
     missing = kafka_ids.join(bronze.select("event_id"), "event_id", "left_anti").count()

@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from lib.bronze import date_predicate
-from lib.tables import BRONZE_EVENTS, SILVER_EVENTS, SILVER_REJECTED, create_tables, insert_new
+from lib.tables import (
+    BRONZE_EVENTS,
+    SILVER_EVENTS,
+    SILVER_REJECTED,
+    create_tables,
+    date_predicate,
+    insert_new,
+    naive_utc,
+    time_window,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -41,16 +49,10 @@ def last_full_hour(now: datetime | None = None) -> tuple[datetime, datetime]:
     return end - timedelta(hours=1), end
 
 
-def _naive_utc(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(tzinfo=None)
-
-
 def bronze_interval(spark: SparkSession, start: datetime, end: datetime) -> DataFrame:
     """Bronze rows ingested in [start, end): each Bronze run writes its own files, so Iceberg's
     file statistics on ingested_at skip every other run's files."""
-    return spark.table(BRONZE_EVENTS).where(
-        f"ingested_at >= TIMESTAMP '{_naive_utc(start)}' AND ingested_at < TIMESTAMP '{_naive_utc(end)}'"
-    )
+    return spark.table(BRONZE_EVENTS).where(time_window("ingested_at", start, end))
 
 
 def validate(bronze: DataFrame, processed_at: datetime) -> tuple[DataFrame, DataFrame]:
@@ -85,7 +87,7 @@ def run_silver(spark: SparkSession | None = None, start: datetime | None = None,
     spark = spark or spark_session()
     create_tables(spark)
     run = SilverRun(start, end)
-    processed_at = datetime.now(UTC).replace(tzinfo=None)
+    processed_at = naive_utc()
     bronze = bronze_interval(spark, start, end).persist()
     try:
         run.bronze_rows = bronze.count()
@@ -94,7 +96,7 @@ def run_silver(spark: SparkSession | None = None, start: datetime | None = None,
         valid, rejected = validate(bronze, processed_at)
         valid, rejected = valid.persist(), rejected.persist()
         run.valid, run.rejected = valid.count(), rejected.count()
-        same_day = date_predicate(spark, valid, slack=timedelta(0))
+        same_day = date_predicate(spark, valid)
         run.inserted = insert_new(spark, valid, SILVER_EVENTS, f"t.event_id = s.event_id AND {same_day}")
         run.rejected_inserted = insert_new(spark, rejected, SILVER_REJECTED, "t.event_id = s.event_id")
     finally:

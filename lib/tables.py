@@ -6,10 +6,11 @@ reads and rewrites those partitions: a run's cost follows its batch, not the tab
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 BRONZE_EVENTS = "bronze.conversion_events"
 BRONZE_DEAD_LETTER = "bronze.dead_letter"
@@ -80,3 +81,28 @@ def insert_new(spark: SparkSession, batch, table: str, on: str) -> int:
     batch.createOrReplaceTempView(view)
     spark.sql(f"MERGE INTO {table} t USING {view} s ON {on} WHEN NOT MATCHED THEN INSERT *")
     return spark.table(table).count() - before
+
+
+def naive_utc(ts: datetime | None = None) -> datetime:
+    """`ts` (default: now) as UTC wall-clock time without tzinfo: how a Spark session in UTC takes it."""
+    return (ts or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+
+
+def time_window(column: str, start: datetime, end: datetime) -> str:
+    """SQL for start <= column < end: half-open, so adjacent intervals never share a row."""
+    return f"{column} >= TIMESTAMP '{naive_utc(start)}' AND {column} < TIMESTAMP '{naive_utc(end)}'"
+
+
+def date_predicate(spark: SparkSession, batch: DataFrame, column: str = "t.event_date",
+                   slack: timedelta = timedelta(0)) -> str:
+    """The target predicate that lets Iceberg prune a MERGE to the partitions the batch can match
+    (the batch's event dates, `slack` days either side)."""
+    dates = [r[0] for r in batch.select("event_date").distinct().collect()]
+    known: set[date] = set()
+    for d in dates:
+        if d is not None:
+            known |= {d + timedelta(days=k) for k in range(-slack.days, slack.days + 1)}
+    parts = [f"{column} IN ({in_list(sorted(known))})"] if known else []
+    if any(d is None for d in dates):
+        parts.append(f"{column} IS NULL")
+    return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
