@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lib.flink import FlinkJobError
 from lib.process import StackError
 from lib.runs import LAYERS, ParameterError
 from lib.traffic import ProduceError
@@ -30,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     produce.add_argument("--via-service", action="store_true",
                          help="send on-time requests through the HTTP API instead of straight to Kafka")
 
+    stream = sub.add_parser("stream", help="the Flink stream job: start, status, restart, cancel, tail its console")
+    stream.add_argument("action", choices=["start", "status", "restart", "cancel", "tail"])
+    stream.add_argument("--watermark-delay", type=int, default=5, help="bounded out-of-orderness, seconds")
+    stream.add_argument("--dedup-ttl", default="1 h", help="how long an event_id is remembered, e.g. '30 min'")
+    stream.add_argument("--checkpoint-interval", default="5s", help="e.g. '5s'; the Iceberg sinks commit on each")
+    stream.add_argument("--lines", type=_positive_int, default=20, help="tail: how many console lines")
+
     sub.add_parser("workbook", help="what `make run` does: stack up, every notebook, summary, stack down")
     sub.add_parser("kernel", help="register the .venv Jupyter kernel used by papermill and nbval")
     return parser
@@ -49,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except ParameterError as exc:
+    except (ParameterError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (StackError, ProduceError) as exc:
+    except (StackError, ProduceError, FlinkJobError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
@@ -93,6 +101,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"\n{manifest.records} records acknowledged in {manifest.seconds:.2f}s "
               f"({manifest.records / max(manifest.seconds, 1e-9):,.0f}/s, {manifest.mode})")
         return 0
+    if args.command == "stream":
+        from lib.stream_cli import stream_command
+
+        return stream_command(args)
     if args.command == "workbook":
         from lib.workbook import run_workbook
 

@@ -43,21 +43,26 @@ def traffic_overview(events: pd.DataFrame, batch_start: pd.Timestamp) -> plt.Fig
 
 
 def event_vs_processing_time(rows: pd.DataFrame, windows: pd.DataFrame) -> plt.Figure:
-    """Left: each event at (processing time, event time) under the watermark; right: events per window.
+    """Three panels: events at (processing time, event time) under the watermark; the watermark's lag
+    behind processing time; and the one-minute windows the watermark closed, per user.
 
     `rows` are stream rows (ingested_at, event_time, watermark_at_arrival, late); `windows` are the
     one-minute counts (window_start, user_id, events).
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.2))
     rows = rows.sort_values("ingested_at")
     on_time, late = rows[~rows.late], rows[rows.late]
+    marked = rows.dropna(subset=["watermark_at_arrival"])  # none yet in the first moments after a (re)start
     left.scatter(on_time.ingested_at, on_time.event_time, s=6, label="on time", color="tab:blue")
     left.scatter(late.ingested_at, late.event_time, s=18, marker="x", label="late (behind the watermark)",
                  color="tab:red")
-    marked = rows.dropna(subset=["watermark_at_arrival"])  # none yet in the first moments after a (re)start
     left.step(marked.ingested_at, marked.watermark_at_arrival, where="post", color="black", label="watermark")
     left.set(xlabel="processing time (ingested_at)", ylabel="event time", title="event time vs processing time")
     left.legend(loc="lower right", fontsize=8)
+    lag = (marked.ingested_at - marked.watermark_at_arrival).dt.total_seconds()
+    middle.plot(marked.ingested_at, lag, color="black", linewidth=1)
+    middle.set(xlabel="processing time (ingested_at)", ylabel="seconds", ylim=(0, max(1.0, lag.max() * 1.2)),
+               title="watermark lag: processing time - watermark")
     if not windows.empty:
         per_window = windows.pivot_table(index="window_start", columns="user_id", values="events", aggfunc="sum")
         per_window.index = per_window.index.strftime("%H:%M")

@@ -43,3 +43,10 @@ def test_bad_parameters_are_refused_with_the_fix(kwargs: dict, named: str) -> No
     with pytest.raises(ValueError, match="StreamJob") as err:
         StreamJob(**kwargs)
     assert named in str(err.value)
+
+
+def test_the_cli_refuses_a_bad_ttl_before_it_needs_the_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    from lib.__main__ import main
+
+    assert main(["stream", "status", "--dedup-ttl", "forever"]) == 2
+    assert "dedup_ttl='forever' is not a duration" in capsys.readouterr().err
