@@ -24,16 +24,10 @@ GOAL_DIRECT = 20_000
 
 
 def main() -> dict:
-    from lib import stack
+    from bench import services
 
-    before = stack.running()
-    stack.up(["kafka", "roman-service"], quiet=True)
-    try:
+    with services(["kafka", "roman-service"]):
         return _measure()
-    finally:
-        started = stack.running() - before
-        if started:
-            stack.down(sorted(started))
 
 
 def _measure() -> dict:

@@ -32,16 +32,10 @@ SERVICES = ["kafka", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
 
 
 def main() -> dict:
-    from lib import stack
+    from bench import services
 
-    before = stack.running()
-    stack.up(SERVICES, quiet=True)
-    try:
+    with services(SERVICES):
         return _measure()
-    finally:
-        started = stack.running() - before
-        if started:
-            stack.down(sorted(started))
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
