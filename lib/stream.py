@@ -18,6 +18,10 @@ event_time is read in the contract's format (ISO-8601 with milliseconds and an o
 lib.events.iso writes it). An event whose event_time does not parse still lands in the events
 table (with a null event_time, as in Spark's Bronze; Silver rejects it) but has no place in a
 window: its stream time is the Kafka timestamp, and it is counted in neither windows nor late.
+
+An event cannot happen after it was sent: stream time is event_time capped at the record's Kafka
+timestamp. Without the cap, one client with a clock an hour fast would push the watermark an
+hour ahead, and every honest event after it would be late.
 """
 
 from __future__ import annotations
@@ -105,8 +109,9 @@ def statements(job: StreamJob) -> list[str]:
             kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
             kafka_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
             event_time AS TO_TIMESTAMP_LTZ(JSON_VALUE(CAST(`value` AS STRING), '$.event_time'), '{_ISO_MILLIS}'),
-            stream_time AS COALESCE(TO_TIMESTAMP_LTZ(
+            stream_time AS COALESCE(LEAST(TO_TIMESTAMP_LTZ(
                 JSON_VALUE(CAST(`value` AS STRING), '$.event_time'), '{_ISO_MILLIS}'), kafka_timestamp),
+                kafka_timestamp),
             arrival AS PROCTIME(),
             WATERMARK FOR stream_time AS stream_time - INTERVAL '{int(job.watermark_delay_s)}' SECOND
         ) WITH (
@@ -157,7 +162,7 @@ def statements(job: StreamJob) -> list[str]:
             WHERE nth = 1""",
         """CREATE TEMPORARY VIEW on_time AS
             SELECT * FROM distinct_events
-            WHERE event_time IS NOT NULL AND (watermark_at_arrival IS NULL OR event_time > watermark_at_arrival)""",
+            WHERE event_time IS NOT NULL AND (watermark_at_arrival IS NULL OR stream_time > watermark_at_arrival)""",
         f"""CREATE TEMPORARY VIEW minute_counts AS
             SELECT CAST(window_start AS TIMESTAMP_LTZ(3)) AS window_start,
                    CAST(window_end AS TIMESTAMP_LTZ(3)) AS window_end, user_id,
@@ -175,9 +180,9 @@ def statements(job: StreamJob) -> list[str]:
                 FROM distinct_events;
             INSERT INTO {cfg.catalog_name}.{STREAM_LATE}
                 SELECT event_id, user_id, event_time, watermark_at_arrival,
-                       TIMESTAMPDIFF(SECOND, event_time, watermark_at_arrival), kafka_partition, kafka_offset,
+                       TIMESTAMPDIFF(SECOND, stream_time, watermark_at_arrival), kafka_partition, kafka_offset,
                        CURRENT_TIMESTAMP
-                FROM distinct_events WHERE event_time IS NOT NULL AND event_time <= watermark_at_arrival;
+                FROM distinct_events WHERE event_time IS NOT NULL AND stream_time <= watermark_at_arrival;
             INSERT INTO {cfg.catalog_name}.{STREAM_WINDOWS}
                 SELECT window_start, window_end, user_id, events, failed, CURRENT_TIMESTAMP FROM minute_counts;
             INSERT INTO console_windows SELECT window_start, window_end, user_id, events FROM minute_counts;
@@ -253,18 +258,16 @@ def start(job: StreamJob | None = None) -> str:
 
 
 def restart(job_id: str, job: StreamJob | None = None) -> str:
-    """Cancel the job and start it again from its latest checkpoint (kept on cancel); returns the new id.
+    """Stop the job with a savepoint and start it again from there; returns the new job's id.
 
-    What the restored job knows: the Kafka offsets of that checkpoint, the dedup state (every
-    event_id seen and not yet expired) and the Iceberg files not yet committed.
+    What the restarted job keeps: the Kafka offsets, the dedup state (every event_id seen and not
+    yet expired) and the Iceberg files of the savepoint. Use it to change a parameter that keeps
+    the job's shape (a TTL, the checkpoint interval) without losing or doubling anything.
     """
-    from lib.flink import FlinkJobError, cancel, latest_checkpoint, wait_for_state
+    from lib.flink import stop_with_savepoint, wait_for_state
 
-    checkpoint = latest_checkpoint(job_id)
-    if checkpoint is None:
-        raise FlinkJobError(f"job {job_id} has no completed checkpoint to restart from; wait for one first")
-    cancel(job_id)
-    new_id = submit(job, restore_from=checkpoint["external_path"])
+    savepoint = stop_with_savepoint(job_id)
+    new_id = submit(job, restore_from=savepoint)
     wait_for_state(new_id, {"RUNNING"})
     return new_id
 
@@ -327,7 +330,8 @@ def compare_with_bronze(spark) -> dict[str, int]:
     topic = settings().events_topic
     flink_rows = read_table(STREAM_EVENTS, f"kafka_topic == '{topic}'", ("event_id",)).event_id
     flink_ids = set(flink_rows)
-    spark_ids = {r.event_id for r in spark.sql(f"SELECT event_id FROM {BRONZE_EVENTS}").collect()}
+    spark_ids = {r.event_id for r in spark.sql(
+        f"SELECT event_id FROM {BRONZE_EVENTS} WHERE kafka_topic = '{topic}'").collect()}
     return {
         "flink stream rows": len(flink_ids),
         "spark bronze rows": len(spark_ids),
