@@ -27,7 +27,7 @@ def stream_command(args: argparse.Namespace) -> int:
         print(f"{job.name} is not running; start it with `python -m lib stream start`")
         return 3
     if args.action == "restart":
-        print(f"{job.name} RUNNING as {stream.restart(job_id, job)} (restored from the latest checkpoint)")
+        print(f"{job.name} RUNNING as {stream.restart(job_id, job)} (resumed from a savepoint taken as it stopped)")
     elif args.action == "cancel":
         print(f"{job.name} {flink.cancel(job_id)}; its latest checkpoint is kept for the next start")
     else:

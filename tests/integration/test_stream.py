@@ -165,7 +165,7 @@ def test_a_killed_taskmanager_restores_from_the_checkpoint_exactly_once(live_sta
         stream.wait_caught_up(live.job_id, live.job, progress=False)
         assert len(live.events()) == len(expected)
 
-        # A deliberate restart (cancel, resubmit from the retained checkpoint) keeps the state too.
+        # A deliberate restart (stop with a savepoint, resubmit from it) keeps the state too.
         live.job_id = stream.restart(live.job_id, live.job)
         _send(live.topic, again)
         stream.wait_caught_up(live.job_id, live.job, progress=False)
