@@ -105,6 +105,19 @@ def wait_for_state(job_id: str, states: set[str], timeout_s: float = 120.0) -> s
     raise FlinkJobError(f"job {job_id} stayed {state} for {timeout_s:.0f}s; expected one of {sorted(states)}")
 
 
+def wait_for_tasks(job_id: str, timeout_s: float = 120.0) -> None:
+    """Wait until every task of a RUNNING job runs (a job is RUNNING while its tasks still deploy)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        info = job(job_id)
+        if info["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in info.get("vertices", [])):
+            return
+        if info["state"] == "FAILED":
+            wait_for_state(job_id, {"RUNNING"}, 1)  # raises with the root exception
+        time.sleep(0.5)
+    raise FlinkJobError(f"job {job_id}: not every task was RUNNING within {timeout_s:.0f}s")
+
+
 def cancel(job_id: str, timeout_s: float = 60.0) -> str:
     """Cancel a job and wait until it is CANCELED (or already finished)."""
     state = job(job_id)["state"]
@@ -122,6 +135,7 @@ def stop_with_savepoint(job_id: str, timeout_s: float = 120.0) -> str:
     """
     from lib.flink_cluster import flink_dir
 
+    wait_for_tasks(job_id)  # a savepoint needs every task running, not only the job
     target = (flink_dir(settings()) / "savepoints").as_uri()
     trigger = _rest(f"/jobs/{job_id}/stop", method="POST", body={"drain": False, "targetDirectory": target})
     deadline = time.monotonic() + timeout_s
@@ -130,8 +144,9 @@ def stop_with_savepoint(job_id: str, timeout_s: float = 120.0) -> str:
         if status.get("status", {}).get("id") == "COMPLETED":
             operation = status.get("operation", {})
             if "location" not in operation:
-                raise FlinkJobError(f"stopping job {job_id} with a savepoint failed: "
-                                    f"{str(operation.get('failure-cause', operation))[:2000]}")
+                cause = operation.get("failure-cause", {})
+                first = str(cause.get("stack-trace", cause)).splitlines()[0][:500]
+                raise FlinkJobError(f"stopping job {job_id} with a savepoint failed: {first}")
             wait_for_state(job_id, {"FINISHED", "CANCELED"}, timeout_s=max(5.0, deadline - time.monotonic()))
             return operation["location"]
         time.sleep(0.5)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from lib.config import settings
 
@@ -213,24 +214,32 @@ def submit(job: StreamJob | None = None, restore_from: str | None = None) -> str
         extra["execution.state-recovery.path"] = restore_from
     job_id = submit_sql(statements(job), job.name, parallelism=job.parallelism,
                         checkpoint_interval=job.checkpoint_interval, extra=extra)
-    history = _history_file(job.name)
-    history.parent.mkdir(parents=True, exist_ok=True)
-    with history.open("a") as fh:
-        fh.write(job_id + "\n")
+    _remember(job.name, f"job {job_id}")
     return job_id
 
 
-def _history_file(name: str):
+def _history_file(name: str) -> Path:
     from lib.flink_cluster import flink_dir
 
-    return flink_dir(settings()) / "jobs" / f"{name}.ids"
+    return flink_dir(settings()) / "jobs" / f"{name}.history"
+
+
+def _remember(name: str, entry: str) -> None:
+    """Append a restore point of this job ("job <id>" or "savepoint <path>") to its history."""
+    history = _history_file(name)
+    history.parent.mkdir(parents=True, exist_ok=True)
+    with history.open("a") as fh:
+        fh.write(entry + "\n")
 
 
 def retained_checkpoint(name: str) -> str | None:
-    """The newest checkpoint a past run of this job left on disk (kept on cancel), or None.
+    """The newest state a past run of this job left on disk (a checkpoint kept on cancel, or the
+    savepoint a restart stopped with), or None.
 
-    The cluster forgets its jobs when it stops; the checkpoint folder and this job's id history
-    (STACK_HOME/flink/jobs/<name>.ids) do not, so the dedup state survives a stack restart too.
+    The cluster forgets its jobs when it stops; the checkpoint folder and this job's history
+    (STACK_HOME/flink/jobs/<name>.history) do not, so the dedup state survives a stack restart
+    too. Newest first: a run that left no checkpoint committed nothing (offsets and Iceberg
+    commits both happen on checkpoints), so the entry before it is still the right one.
     """
     from lib.flink_cluster import flink_dir
 
@@ -238,10 +247,14 @@ def retained_checkpoint(name: str) -> str | None:
     if not history.exists():
         return None
     root = flink_dir(settings()) / "checkpoints"
-    for job_id in reversed(history.read_text().split()):
-        done = [d for d in (root / job_id).glob("chk-*") if (d / "_metadata").exists()]
-        if done:
-            return str(max(done, key=lambda d: int(d.name.split("-")[1])))
+    for line in reversed(history.read_text().splitlines()):
+        kind, _, value = line.partition(" ")
+        if kind == "savepoint" and (Path(value.removeprefix("file:")) / "_metadata").exists():
+            return value
+        if kind == "job":
+            done = [d for d in (root / value).glob("chk-*") if (d / "_metadata").exists()]
+            if done:
+                return str(max(done, key=lambda d: int(d.name.split("-")[1])))
     return None
 
 
@@ -249,11 +262,11 @@ def start(job: StreamJob | None = None) -> str:
     """The job's id: the one already running under its name, else a submission that resumes from the
     newest retained checkpoint of an earlier run (offsets and dedup state), else a fresh one that
     reads from the group's committed offsets (the earliest, the first time)."""
-    from lib.flink import running_job, wait_for_state
+    from lib.flink import running_job, wait_for_tasks
 
     job = job or StreamJob()
     job_id = running_job(job.name) or submit(job, restore_from=retained_checkpoint(job.name))
-    wait_for_state(job_id, {"RUNNING"})
+    wait_for_tasks(job_id)
     return job_id
 
 
@@ -264,11 +277,13 @@ def restart(job_id: str, job: StreamJob | None = None) -> str:
     yet expired) and the Iceberg files of the savepoint. Use it to change a parameter that keeps
     the job's shape (a TTL, the checkpoint interval) without losing or doubling anything.
     """
-    from lib.flink import stop_with_savepoint, wait_for_state
+    from lib.flink import stop_with_savepoint, wait_for_tasks
 
+    job = job or StreamJob()
     savepoint = stop_with_savepoint(job_id)
+    _remember(job.name, f"savepoint {savepoint}")
     new_id = submit(job, restore_from=savepoint)
-    wait_for_state(new_id, {"RUNNING"})
+    wait_for_tasks(new_id)
     return new_id
 
 

@@ -50,3 +50,25 @@ def test_the_cli_refuses_a_bad_ttl_before_it_needs_the_stack(capsys: pytest.Capt
 
     assert main(["stream", "status", "--dedup-ttl", "forever"]) == 2
     assert "dedup_ttl='forever' is not a duration" in capsys.readouterr().err
+
+
+def test_the_newest_restore_point_wins_and_a_run_without_checkpoints_is_skipped(tmp_path, monkeypatch) -> None:
+    from lib.stream import _remember, retained_checkpoint
+
+    monkeypatch.setenv("STACK_HOME", str(tmp_path))
+    assert retained_checkpoint("j") is None
+    checkpoints = tmp_path / "flink" / "checkpoints"
+    for job, chk in (("a", 3), ("a", 12), ("c", 1)):
+        (checkpoints / job / f"chk-{chk}").mkdir(parents=True)
+        (checkpoints / job / f"chk-{chk}" / "_metadata").write_text("x")
+    savepoint = tmp_path / "flink" / "savepoints" / "savepoint-1"
+    savepoint.mkdir(parents=True)
+    (savepoint / "_metadata").write_text("x")
+
+    _remember("j", "job a")
+    assert retained_checkpoint("j") == str(checkpoints / "a" / "chk-12")  # numerically newest, not by name
+    _remember("j", f"savepoint file:{savepoint}")
+    _remember("j", "job b")  # stopped before its first checkpoint: it committed nothing
+    assert retained_checkpoint("j") == f"file:{savepoint}"
+    _remember("j", "job c")
+    assert retained_checkpoint("j") == str(checkpoints / "c" / "chk-1")
