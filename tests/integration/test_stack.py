@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 import uuid
@@ -116,9 +117,15 @@ def test_pyflink_sql_job_reads_the_topic_on_the_session_cluster(live_stack: Sett
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port whose neighbour (Kafka's controller port) is free too, below the ephemeral range.
+
+    A port the kernel hands out (bind to 0) sits in the ephemeral range, where any outgoing
+    connection of the running stack may take it, or its neighbour, a moment later.
+    """
+    for candidate in random.Random().sample(range(20000, 32000, 2), 200):
+        if port_is_free("127.0.0.1", candidate) and port_is_free("127.0.0.1", candidate + 1):
+            return candidate
+    raise AssertionError("no free pair of ports between 20000 and 32000")
 
 
 def test_port_taken_is_named_with_its_owner_and_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
