@@ -39,9 +39,11 @@ def kill_service(name: str) -> int:
     import signal
 
     from lib import stack
+    from lib.config import settings
 
-    rows = [row for row in stack.status([name]) if row.pid]
-    if not rows:
+    cfg = settings()
+    pid = stack.select([name], cfg)[0].process(cfg).pid()
+    if pid is None:
         raise RuntimeError(f"{name} is not running under this stack; start it with `python -m lib stack up`")
-    os.killpg(rows[0].pid, signal.SIGKILL)
-    return rows[0].pid
+    os.killpg(pid, signal.SIGKILL)
+    return pid

@@ -90,6 +90,13 @@ def job(job_id: str) -> dict:
     return _rest(f"/jobs/{job_id}")
 
 
+def _raise_if_failed(job_id: str, state: str) -> None:
+    """A FAILED job will not come back: raise with its root exception instead of waiting on."""
+    if state == "FAILED":
+        root = _rest(f"/jobs/{job_id}/exceptions").get("root-exception", "")
+        raise FlinkJobError(f"job {job_id} FAILED: {root[:2000]}")
+
+
 def wait_for_state(job_id: str, states: set[str], timeout_s: float = 120.0) -> str:
     """Poll until the job is in one of `states`; a FAILED job raises with its root exception."""
     deadline = time.monotonic() + timeout_s
@@ -98,9 +105,7 @@ def wait_for_state(job_id: str, states: set[str], timeout_s: float = 120.0) -> s
         state = job(job_id)["state"]
         if state in states:
             return state
-        if state == "FAILED":
-            root = _rest(f"/jobs/{job_id}/exceptions").get("root-exception", "")
-            raise FlinkJobError(f"job {job_id} FAILED: {root[:2000]}")
+        _raise_if_failed(job_id, state)
         time.sleep(0.5)
     raise FlinkJobError(f"job {job_id} stayed {state} for {timeout_s:.0f}s; expected one of {sorted(states)}")
 
@@ -112,8 +117,7 @@ def wait_for_tasks(job_id: str, timeout_s: float = 120.0) -> None:
         info = job(job_id)
         if info["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in info.get("vertices", [])):
             return
-        if info["state"] == "FAILED":
-            wait_for_state(job_id, {"RUNNING"}, 1)  # raises with the root exception
+        _raise_if_failed(job_id, info["state"])
         time.sleep(0.5)
     raise FlinkJobError(f"job {job_id}: not every task was RUNNING within {timeout_s:.0f}s")
 
@@ -187,12 +191,10 @@ def wait_for_checkpoint(job_id: str, after_id: int = 0, timeout_s: float = 120.0
     """Wait for a completed checkpoint newer than `after_id`; returns it (what it covers is now committed)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        done = (checkpoints(job_id).get("latest") or {}).get("completed")
+        done = latest_checkpoint(job_id)
         if done and done["id"] > after_id:
             return done
-        state = job(job_id)["state"]
-        if state == "FAILED":
-            wait_for_state(job_id, {"RUNNING"}, 1)  # raises with the root exception
+        _raise_if_failed(job_id, job(job_id)["state"])
         time.sleep(0.5)
     raise FlinkJobError(f"job {job_id}: no checkpoint after #{after_id} within {timeout_s:.0f}s")
 

@@ -32,10 +32,6 @@ class LiveBatch:
     sent: int = 0
     seconds: float = 0.0
 
-    @property
-    def on_time(self) -> int:
-        return len(self.event_ids) - len(self.late_ids)
-
 
 def steady(seconds: float, rate: int, seed: int = 7, users: int = 8, late_share: float = 0.02,
            duplicate_share: float = 0.05, jitter_s: float = 2.0, late_by: tuple[int, int] = (120, 600),

@@ -27,7 +27,7 @@ hour ahead, and every honest event after it would be late.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from lib.config import settings
@@ -70,8 +70,8 @@ class StreamJob:
         if self.window_minutes < 1 or self.parallelism < 1:
             problems.append("window_minutes and parallelism must be >= 1")
         for name in ("dedup_ttl", "checkpoint_interval"):
-            if not _DURATION.fullmatch(str(getattr(self, name))):
-                value = getattr(self, name)
+            value = getattr(self, name)
+            if not _DURATION.fullmatch(str(value)):
                 problems.append(f"{name}={value!r} is not a duration; write it like '5s', '10 min', '1 h'")
         if not _NAME.fullmatch(self.group_id) or (self.topic and not _NAME.fullmatch(self.topic)):
             problems.append("topic and group_id may hold letters, digits, '.', '_' and '-' only")
@@ -93,15 +93,14 @@ class StreamJob:
             "python.fn-execution.bundle.size": "1000",
         }
 
-    def describe(self) -> dict:
-        return asdict(self)
-
 
 def statements(job: StreamJob) -> list[str]:
     """The job as Flink SQL: catalog, tables, views and one statement set."""
     cfg = settings()
     topic = job.topic or cfg.events_topic
     ts = "TIMESTAMP_LTZ(6)"
+    # Flink's computed columns cannot refer to each other, so stream_time repeats this expression.
+    parsed = f"TO_TIMESTAMP_LTZ(JSON_VALUE(CAST(`value` AS STRING), '$.event_time'), '{_ISO_MILLIS}')"
     return [
         f"""CREATE TEMPORARY TABLE kafka_events (
             `value` BYTES,
@@ -109,10 +108,8 @@ def statements(job: StreamJob) -> list[str]:
             kafka_partition INT METADATA FROM 'partition' VIRTUAL,
             kafka_offset BIGINT METADATA FROM 'offset' VIRTUAL,
             kafka_timestamp TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-            event_time AS TO_TIMESTAMP_LTZ(JSON_VALUE(CAST(`value` AS STRING), '$.event_time'), '{_ISO_MILLIS}'),
-            stream_time AS COALESCE(LEAST(TO_TIMESTAMP_LTZ(
-                JSON_VALUE(CAST(`value` AS STRING), '$.event_time'), '{_ISO_MILLIS}'), kafka_timestamp),
-                kafka_timestamp),
+            event_time AS {parsed},
+            stream_time AS COALESCE(LEAST({parsed}, kafka_timestamp), kafka_timestamp),
             arrival AS PROCTIME(),
             WATERMARK FOR stream_time AS stream_time - INTERVAL '{int(job.watermark_delay_s)}' SECOND
         ) WITH (
@@ -310,7 +307,7 @@ def wait_caught_up(job_id: str, job: StreamJob | None = None, timeout_s: float =
     total = sum(ends.values())
     with tqdm(total=total, desc="flink caught up", unit="rec", disable=not progress, mininterval=0.5) as bar:
         while True:
-            done = committed_offsets(cfg.kafka_bootstrap_servers, job.group_id, topic)
+            done = committed_offsets(cfg.kafka_bootstrap_servers, job.group_id, topic, list(ends))
             reached = sum(min(done.get(p, 0), end) for p, end in ends.items())
             bar.update(reached - bar.n)
             if reached >= total:
@@ -328,13 +325,16 @@ def wait_caught_up(job_id: str, job: StreamJob | None = None, timeout_s: float =
     return ends
 
 
-def read_table(name: str, row_filter: str | None = None, columns: tuple[str, ...] = ("*",)):
-    """A stream table as pandas, through PyIceberg (what is committed, not what a writer holds)."""
+def read_table(name: str, row_filter=None, columns: tuple[str, ...] = ("*",)):
+    """A stream table as pandas, through PyIceberg (what is committed, not what a writer holds).
+
+    `row_filter`: a PyIceberg filter string ("kafka_topic == 'x'") or expression (`In(...)`).
+    """
+    from pyiceberg.expressions import AlwaysTrue
+
     from lib.catalog import catalog
 
-    table = catalog().load_table(name)
-    scan = table.scan(row_filter=row_filter, selected_fields=columns) if row_filter else table.scan(
-        selected_fields=columns)
+    scan = catalog().load_table(name).scan(row_filter=row_filter or AlwaysTrue(), selected_fields=columns)
     return scan.to_pandas()
 
 

@@ -16,9 +16,10 @@ def stream_command(args: argparse.Namespace) -> int:
     stack.require_up()
     job_id = flink.running_job(job.name)
     if args.action == "start":
-        restored = None if job_id else stream.retained_checkpoint(job.name)
         job_id = stream.start(job)
-        print(f"{job.name} RUNNING as {job_id}" + (f" (resumed from {restored})" if restored else ""))
+        restored = (flink.checkpoints(job_id).get("latest") or {}).get("restored") or {}
+        resumed = restored.get("external_path")
+        print(f"{job.name} RUNNING as {job_id}" + (f" (resumed from {resumed})" if resumed else ""))
         return 0
     if args.action == "tail":
         print("\n".join(flink.console_lines(stream.CONSOLE_TAG, last=args.lines)))

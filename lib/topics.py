@@ -103,14 +103,17 @@ def beginning_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    """{partition: next offset} a consumer group committed on the topic (Flink commits on checkpoints)."""
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: list[int] | None = None) -> dict[int, int]:
+    """{partition: next offset} a consumer group committed on the topic (Flink commits on checkpoints).
+
+    `partitions`: the topic's partitions when the caller knows them (a polling loop), else looked up.
+    """
     from confluent_kafka import Consumer, KafkaException
     from confluent_kafka import TopicPartition as Partition
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
-        parts = sorted(end_offsets(bootstrap, topic))
+        parts = sorted(partitions if partitions is not None else end_offsets(bootstrap, topic))
         found = consumer.committed([Partition(topic, p) for p in parts], timeout=10)
     except KafkaException as exc:
         # A fresh broker is still creating __consumer_offsets (NOT_COORDINATOR, LOAD_IN_PROGRESS):
