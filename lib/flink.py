@@ -28,8 +28,8 @@ def _rest(path: str, method: str = "GET", body: dict | None = None) -> dict:
     req = urllib.request.Request(f"{settings().flink_rest_url}{path}", data=data, method=method,
                                  headers={"Content-Type": "application/json"} if data else {})
     with urllib.request.urlopen(req, timeout=10) as resp:
-        body = resp.read().decode()
-    return json.loads(body) if body else {}
+        text = resp.read().decode()
+    return json.loads(text) if text else {}
 
 
 def client_config(cfg: Settings, job_name: str, parallelism: int = 1, checkpoint_interval: str = "10s",
@@ -185,6 +185,11 @@ def running_job(name: str) -> str | None:
 def latest_checkpoint(job_id: str) -> dict | None:
     """The job's latest completed checkpoint (id, external_path, state_size, end_to_end_duration), or None."""
     return (checkpoints(job_id).get("latest") or {}).get("completed")
+
+
+def restored_from(job_id: str) -> str | None:
+    """The checkpoint or savepoint this job's state was restored from, or None for a fresh start."""
+    return ((checkpoints(job_id).get("latest") or {}).get("restored") or {}).get("external_path")
 
 
 def wait_for_checkpoint(job_id: str, after_id: int = 0, timeout_s: float = 120.0) -> dict:

@@ -29,8 +29,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lib.config import settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyiceberg.expressions import BooleanExpression
 
 JOB_NAME = "roman-stream"
 CONSOLE_TAG = "roman-stream"
@@ -325,7 +330,8 @@ def wait_caught_up(job_id: str, job: StreamJob | None = None, timeout_s: float =
     return ends
 
 
-def read_table(name: str, row_filter=None, columns: tuple[str, ...] = ("*",)):
+def read_table(name: str, row_filter: str | BooleanExpression | None = None,
+               columns: tuple[str, ...] = ("*",)) -> pd.DataFrame:
     """A stream table as pandas, through PyIceberg (what is committed, not what a writer holds).
 
     `row_filter`: a PyIceberg filter string ("kafka_topic == 'x'") or expression (`In(...)`).

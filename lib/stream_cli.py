@@ -17,8 +17,7 @@ def stream_command(args: argparse.Namespace) -> int:
     job_id = flink.running_job(job.name)
     if args.action == "start":
         job_id = stream.start(job)
-        restored = (flink.checkpoints(job_id).get("latest") or {}).get("restored") or {}
-        resumed = restored.get("external_path")
+        resumed = flink.restored_from(job_id)
         print(f"{job.name} RUNNING as {job_id}" + (f" (resumed from {resumed})" if resumed else ""))
         return 0
     if args.action == "tail":
