@@ -11,7 +11,12 @@ MVN := mvn -q -B -s jars/settings.xml -f jars/pom.xml
 KERNEL := $(VENV)/share/jupyter/kernels/roman-workbook/kernel.json
 JARS_STAMP := build/jars/.fetched
 
-.PHONY: help setup run test up down status lab bench lint lock jars clean clean-stack
+# nbval runs each notebook on the workbook's own kernel (lib/jobs/kernel.py), the one papermill uses.
+NBVAL := --nbval --nbval-kernel-name roman-workbook --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
+	--nbval-cell-timeout 600
+
+.PHONY: help setup run test test-unit test-integration test-notebooks up down status lab bench lint lock jars \
+	clean clean-stack
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,14 +44,23 @@ $(JARS_STAMP): jars/pom.xml jars/settings.xml $(wildcard jars/*/pom.xml) $(shell
 	$(MVN) package dependency:copy-dependencies
 	touch $@
 
-$(KERNEL): $(VENV)/.installed lib/kernel.py
+$(KERNEL): $(VENV)/.installed lib/jobs/kernel.py
 	$(VPY) -m lib kernel
 
 run: setup ## Start the stack, execute the notebooks into runs/<UTC timestamp>/, print a summary, stop the stack
 	$(VPY) -m lib workbook
 
-test: setup lint ## Unit tests, integration tests on the embedded stack, nbval over notebooks/
-	$(VPY) -m pytest
+test: setup lint ## All three tiers in one session (one stack): unit, integration, nbval over notebooks/
+	$(VPY) -m pytest tests/unit tests/integration notebooks $(NBVAL)
+
+test-unit: $(VENV)/.installed ## Unit tests: no service started, no port of the stack needed
+	$(VPY) -m pytest tests/unit
+
+test-integration: setup ## Integration tests against the embedded stack (started and stopped by the session)
+	$(VPY) -m pytest tests/integration
+
+test-notebooks: setup ## nbval: re-run every notebook on the roman-workbook kernel and compare its outputs
+	$(VPY) -m pytest notebooks $(NBVAL)
 
 up: setup ## Start the embedded stack (Kafka, Iceberg REST catalog, Flink)
 	$(VPY) -m lib stack up

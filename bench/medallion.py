@@ -80,10 +80,9 @@ def reset_tables(spark) -> None:
 
 def seed_history(spark, rows: int) -> None:
     """`rows` old events straight into Bronze, Silver and Gold, spread over 200 days of event_date."""
-    from pyspark.sql import functions as F
-
     from lib.gold import aggregate
     from lib.tables import BRONZE_EVENTS, GOLD_DAILY, SILVER_EVENTS
+    from pyspark.sql import functions as F
 
     old = datetime(2025, 1, 1)
     base = spark.range(rows).select(
@@ -112,6 +111,7 @@ def layer_times(spark, events: int, seed: int) -> dict[str, float]:
     from lib.bronze import run_bronze
     from lib.gold import run_gold
     from lib.silver import run_silver
+
     from lib.traffic import produce
 
     produce(events, seed=seed, progress=False, save=False)
@@ -127,6 +127,7 @@ def merge_overhead(spark, seed: int) -> dict[str, float]:
     """Bronze's MERGE against a plain append of the same deduplicated batch."""
     from lib.bronze import first_delivery, offset_ranges, read_kafka, run_bronze, split
     from lib.tables import BRONZE_EVENTS, naive_utc
+
     from lib.traffic import produce
 
     produce(BATCH, seed=seed, progress=False, save=False)
@@ -147,9 +148,10 @@ def merge_overhead(spark, seed: int) -> dict[str, float]:
 
 
 def main() -> dict:
+    from lib.spark import spark_session
+
     from lib import stack
     from lib.config import settings
-    from lib.spark import spark_session
 
     saved = {k: os.environ.get(k) for k in PRIVATE}
     os.environ.update(PRIVATE)

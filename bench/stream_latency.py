@@ -46,9 +46,10 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _job(label: str, stamp: str):
+    from lib.topics import ensure_topic
+
     from lib import stream
     from lib.config import settings
-    from lib.topics import ensure_topic
 
     cfg = settings()
     topic = f"bench-{label}-{stamp}"
@@ -57,9 +58,10 @@ def _job(label: str, stamp: str):
 
 
 def latency(stamp: str) -> dict:
-    from lib import flink, stream
     from lib.catalog import catalog
     from lib.live_traffic import steady
+
+    from lib import flink, stream
 
     job = _job("latency", stamp)
     job_id = stream.start(job)

@@ -4,39 +4,47 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 
-from lib.flink import FlinkJobError
-from lib.process import StackError
-from lib.runs import LAYERS, ParameterError
-from lib.traffic import ProduceError
+from tabulate import tabulate
+
+from lib import stack
+from lib.config import Settings, settings
+from lib.errors import ConfigError, ParameterError, WorkbookError
+from lib.jobs.kernel import install
+from lib.jobs.runner import LAYERS, run_layer
+from lib.stream import lifecycle
+from lib.stream.job import CONSOLE_TAG, StreamJob
+from lib.stream.rest import FlinkRest
+from lib.traffic.produce import produce
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    stack = sub.add_parser("stack", help="start, stop or inspect the embedded stack")
-    stack.add_argument("action", choices=["up", "down", "status"])
-    stack.add_argument("--service", action="append", help="only this service (repeatable)")
+    stack_cmd = sub.add_parser("stack", help="start, stop or inspect the embedded stack")
+    stack_cmd.add_argument("action", choices=["up", "down", "status"])
+    stack_cmd.add_argument("--service", action="append", help="only this service (repeatable)")
 
-    run = sub.add_parser("run", help="execute a layer's notebook with papermill into runs/")
-    run.add_argument("layer", help=f"one of: {', '.join(LAYERS)}")
-    run.add_argument("--start", help="interval start, ISO-8601 (UTC when no offset)")
-    run.add_argument("--end", help="interval end (exclusive), ISO-8601")
-    run.add_argument("--backfill", action="store_true", help="re-read history for [start, end)")
+    run_cmd = sub.add_parser("run", help="execute a layer's notebook with papermill into runs/")
+    run_cmd.add_argument("layer", help=f"one of: {', '.join(LAYERS)}")
+    run_cmd.add_argument("--start", help="interval start, ISO-8601 (UTC when no offset)")
+    run_cmd.add_argument("--end", help="interval end (exclusive), ISO-8601")
+    run_cmd.add_argument("--backfill", action="store_true", help="re-read history for [start, end)")
 
-    produce = sub.add_parser("produce", help="send reproducible traffic to the events topic, print its manifest")
-    produce.add_argument("--events", type=_positive_int, required=True, help="number of requests (> 0)")
-    produce.add_argument("--seed", type=int, default=7, help="the same seed gives the same records")
-    produce.add_argument("--via-service", action="store_true",
+    produce_cmd = sub.add_parser("produce", help="send reproducible traffic to the events topic, print its manifest")
+    produce_cmd.add_argument("--events", type=_positive_int, required=True, help="number of requests (> 0)")
+    produce_cmd.add_argument("--seed", type=int, default=7, help="the same seed gives the same records")
+    produce_cmd.add_argument("--via-service", action="store_true",
                          help="send on-time requests through the HTTP API instead of straight to Kafka")
 
-    stream = sub.add_parser("stream", help="the Flink stream job: start, status, restart, cancel, tail its console")
-    stream.add_argument("action", choices=["start", "status", "restart", "cancel", "tail"])
-    stream.add_argument("--watermark-delay", type=int, default=5, help="bounded out-of-orderness, seconds")
-    stream.add_argument("--dedup-ttl", default="1 h", help="how long an event_id is remembered, e.g. '30 min'")
-    stream.add_argument("--checkpoint-interval", default="5s", help="e.g. '5s'; the Iceberg sinks commit on each")
-    stream.add_argument("--lines", type=_positive_int, default=20, help="tail: how many console lines")
+    stream_cmd = sub.add_parser("stream", help="the Flink stream job: start, status, restart, cancel, tail its console")
+    stream_cmd.add_argument("action", choices=["start", "status", "restart", "cancel", "tail"])
+    stream_cmd.add_argument("--watermark-delay", type=int, default=5, help="bounded out-of-orderness, seconds")
+    stream_cmd.add_argument("--dedup-ttl", default="1 h", help="how long an event_id is remembered, e.g. '30 min'")
+    stream_cmd.add_argument("--checkpoint-interval", default="5s", help="e.g. '5s'; the Iceberg sinks commit on each")
+    stream_cmd.add_argument("--lines", type=_positive_int, default=20, help="tail: how many console lines")
 
     sub.add_parser("workbook", help="what `make run` does: stack up, every notebook, summary, stack down")
     sub.add_parser("kernel", help="register the .venv Jupyter kernel used by papermill and nbval")
@@ -56,60 +64,94 @@ def _positive_int(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _dispatch(args)
-    except (ParameterError, ValueError) as exc:
+        cfg = settings()  # the one place the CLI reads the environment
+        return _dispatch(args, cfg)
+    except (ParameterError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (StackError, ProduceError, FlinkJobError) as exc:
+    except WorkbookError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
     if args.command == "stack":
-        from lib import stack
-
-        if args.action == "up":
-            for name, state in stack.up(args.service).items():
-                print(f"{name:22} {state}")
-            print()
-            print(stack.format_status(stack.status(args.service)))
-        elif args.action == "down":
-            for name, state in stack.down(args.service).items():
-                print(f"{name:22} {state}")
-        else:
-            rows = stack.status(args.service)
-            print(stack.format_status(rows))
-            return 0 if all(r.healthy for r in rows) else 3
-        return 0
+        return _stack_command(args, cfg)
     if args.command == "kernel":
-        from lib.kernel import install
-
         print(f"kernel spec written to {install()}")
         return 0
     if args.command == "run":
-        from lib.runs import run_layer
-
-        return run_layer(args.layer, args.start, args.end, args.backfill)
+        return run_layer(cfg, args.layer, args.start, args.end, args.backfill)
     if args.command == "produce":
-        from tabulate import tabulate
-
-        from lib.traffic import produce
-
-        manifest = produce(args.events, seed=args.seed, via_service=args.via_service)
+        manifest = produce(cfg, args.events, seed=args.seed, via_service=args.via_service)
         print(tabulate(manifest.summary_rows(), headers=["records", "count"]))
         print(f"\n{manifest.records} records acknowledged in {manifest.seconds:.2f}s "
               f"({manifest.records / max(manifest.seconds, 1e-9):,.0f}/s, {manifest.mode})")
         return 0
     if args.command == "stream":
-        from lib.stream_cli import stream_command
-
-        return stream_command(args)
+        return _stream_command(args, cfg)
     if args.command == "workbook":
-        from lib.workbook import run_workbook
+        from lib.jobs.workbook import run_workbook  # lazy: only `make run` needs Spark in this process
 
-        return run_workbook()
+        return run_workbook(cfg)
     raise AssertionError(args.command)
+
+
+def _stack_command(args: argparse.Namespace, cfg: Settings) -> int:
+    if args.action == "up":
+        for name, state in stack.up(cfg, args.service).items():
+            print(f"{name:22} {state}")
+        print()
+        print(stack.format_status(stack.status(cfg, args.service)))
+    elif args.action == "down":
+        stopping_flink = args.service is None or "flink-jobmanager" in args.service
+        if stopping_flink and "flink-jobmanager" in stack.running(cfg):
+            # Stop the stream with a savepoint first, so the next start resumes exactly there.
+            for name, savepoint in lifecycle.park(cfg).items():
+                print(f"{name:22} stopped with a savepoint ({savepoint.rsplit('/', 1)[-1]})")
+        for name, state in stack.down(cfg, args.service).items():
+            print(f"{name:22} {state}")
+    else:
+        rows = stack.status(cfg, args.service)
+        print(stack.format_status(rows))
+        return 0 if all(r.healthy for r in rows) else 3
+    return 0
+
+
+def _stream_command(args: argparse.Namespace, cfg: Settings) -> int:
+    """`python -m lib stream ...`: operate the Flink stream job from a shell, as an operator would."""
+    job = StreamJob(watermark_delay_s=args.watermark_delay, dedup_ttl=args.dedup_ttl,
+                    checkpoint_interval=args.checkpoint_interval)
+    stack.require_up(cfg, ["kafka", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"])
+    flink = FlinkRest(cfg)
+    job_id = flink.running_job(job.name)
+    if args.action == "start":
+        job_id = lifecycle.start(cfg, job)
+        resumed = flink.restored_from(job_id)
+        print(f"{job.name} RUNNING as {job_id}" + (f" (resumed from {resumed})" if resumed else ""))
+        return 0
+    if args.action == "tail":
+        print("\n".join(flink.console_lines(CONSOLE_TAG, last=args.lines)))
+        return 0
+    if job_id is None:
+        print(f"{job.name} is not running; start it with `python -m lib stream start`")
+        return 3
+    if args.action == "restart":
+        new_id = lifecycle.restart(cfg, job_id, job)
+        print(f"{job.name} RUNNING as {new_id} (resumed from a savepoint taken as it stopped)")
+    elif args.action == "cancel":
+        print(f"{job.name} {lifecycle.cancel(cfg, job_id)}; its latest checkpoint is kept for the next start")
+    else:
+        info, counts = flink.job(job_id), flink.checkpoints(job_id).get("counts", {})
+        print(f"{job.name} {info['state']} as {job_id}; checkpoints: {counts}")
+        rows = [(m["operator"][:70], m["records_in"], m["records_out"], _when(m["watermark_ms"]))
+                for m in flink.vertex_metrics(job_id)]
+        print(tabulate(rows, headers=["operator chain", "records in", "records out", "watermark"]))
+    return 0
+
+
+def _when(ms: int | None) -> str:
+    return "-" if ms is None else datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 if __name__ == "__main__":

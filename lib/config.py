@@ -2,7 +2,11 @@
 
 Each value comes from an environment variable with an embedded default, so the same code runs
 against the embedded stack (the defaults), docker-compose or a real cluster. No endpoint is
-written anywhere else in the project: modules ask `settings()` for it.
+written anywhere else in the project.
+
+One path: `settings()` reads the environment once, at an edge (the CLI, a notebook's setup
+cell, a test fixture, the service's process), and the resulting `Settings` is passed down to
+every function that needs an address; no module below the edges reads the environment.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+
+from lib.errors import ConfigError
 
 #: The repository root: lib/ lives directly under it.
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +29,8 @@ ICEBERG_REST_URI = ("ICEBERG_REST_URI", "http://127.0.0.1:8181")
 ICEBERG_WAREHOUSE = ("ICEBERG_WAREHOUSE", "")  # empty: <STACK_HOME>/warehouse
 ROMAN_SERVICE_URL = ("ROMAN_SERVICE_URL", "http://127.0.0.1:8000")
 FLINK_REST_URL = ("FLINK_REST_URL", "http://127.0.0.1:8081")
+FLINK_RPC_PORT = ("FLINK_RPC_PORT", "6123")  # the jobmanager's RPC (Pekko) port
+FLINK_BLOB_PORT = ("FLINK_BLOB_PORT", "6124")  # the jobmanager's blob server (jars, Python files)
 STACK_HOME = ("STACK_HOME", str(ROOT / ".stack"))
 JARS_DIR = ("JARS_DIR", str(ROOT / "build" / "jars"))
 FLINK_VENV = ("FLINK_VENV", str(ROOT / ".venv-flink"))
@@ -51,7 +59,7 @@ class HostPort:
 def _url_address(url: str) -> HostPort:
     parsed = urlparse(url)
     if not parsed.hostname or not parsed.port:
-        raise ValueError(f"{url!r} must be an absolute URL with a host and a port, e.g. http://127.0.0.1:8181")
+        raise ConfigError(f"{url!r} must be an absolute URL with a host and a port, e.g. http://127.0.0.1:8181")
     return HostPort(parsed.hostname, parsed.port)
 
 
@@ -59,7 +67,7 @@ def _bootstrap_address(servers: str) -> HostPort:
     first = servers.split(",")[0].strip()
     host, _, port = first.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"KAFKA_BOOTSTRAP_SERVERS={servers!r} must look like host:port[,host:port]")
+        raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS={servers!r} must look like host:port[,host:port]")
     return HostPort(host, int(port))
 
 
@@ -74,6 +82,8 @@ class Settings:
     iceberg_warehouse: str
     roman_service_url: str
     flink_rest_url: str
+    flink_rpc_port: int
+    flink_blob_port: int
     stack_home: Path
     jars_dir: Path
     flink_venv: Path
@@ -104,28 +114,33 @@ class Settings:
         return str(Path(self.java_home) / "bin" / "java") if self.java_home else "java"
 
 
+def _positive(pair: tuple[str, str]) -> int:
+    value = _env(pair)
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{pair[0]}={value!r} must be a positive integer (default {pair[1]})")
+    return int(value)
+
+
 def settings() -> Settings:
-    """Read the environment now (tests and CLIs may change it between calls)."""
+    """Read the environment now; call it at an edge and pass the result down."""
     stack_home = Path(_env(STACK_HOME)).resolve()
     warehouse = _env(ICEBERG_WAREHOUSE) or (stack_home / "warehouse").as_uri()
-    partitions = _env(EVENTS_PARTITIONS)
-    if not partitions.isdigit() or int(partitions) < 1:
-        raise ValueError(f"EVENTS_PARTITIONS={partitions!r} must be a positive integer")
-    shuffle = _env(SPARK_SHUFFLE_PARTITIONS)
-    if not shuffle.isdigit() or int(shuffle) < 1:
-        raise ValueError(f"SPARK_SHUFFLE_PARTITIONS={shuffle!r} must be a positive integer")
+    partitions = _positive(EVENTS_PARTITIONS)
+    shuffle = _positive(SPARK_SHUFFLE_PARTITIONS)
     return Settings(
         kafka_bootstrap_servers=_env(KAFKA_BOOTSTRAP_SERVERS),
         events_topic=_env(EVENTS_TOPIC),
-        events_partitions=int(partitions),
+        events_partitions=partitions,
         iceberg_rest_uri=_env(ICEBERG_REST_URI).rstrip("/"),
         iceberg_warehouse=warehouse,
         roman_service_url=_env(ROMAN_SERVICE_URL).rstrip("/"),
         flink_rest_url=_env(FLINK_REST_URL).rstrip("/"),
+        flink_rpc_port=_positive(FLINK_RPC_PORT),
+        flink_blob_port=_positive(FLINK_BLOB_PORT),
         stack_home=stack_home,
         jars_dir=Path(_env(JARS_DIR)).resolve(),
         flink_venv=Path(_env(FLINK_VENV)).resolve(),
         spark_driver_memory=_env(SPARK_DRIVER_MEMORY),
-        spark_shuffle_partitions=int(shuffle),
+        spark_shuffle_partitions=shuffle,
         java_home=_env(JAVA_HOME),
     )

@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kafka.admin import NewPartitions
 
 from lib import faults
-from lib.bronze import committed_positions, run_bronze
-from lib.config import Settings, settings
-from lib.gold import run_gold
-from lib.invariants import check_all
-from lib.silver import run_silver
-from lib.tables import BRONZE_DEAD_LETTER, BRONZE_EVENTS, GOLD_DAILY, SILVER_EVENTS, SILVER_REJECTED
-from lib.traffic import produce
+from lib.config import Settings
+from lib.errors import InjectedCrash
+from lib.kafka import admin, ensure_topic
+from lib.medallion.bronze import committed_positions, run_bronze
+from lib.medallion.gold import run_gold
+from lib.medallion.invariants import check_all
+from lib.medallion.silver import run_silver
+from lib.medallion.spark import spark_session
+from lib.medallion.tables import BRONZE_DEAD_LETTER, BRONZE_EVENTS, GOLD_DAILY, SILVER_EVENTS, SILVER_REJECTED
+from lib.traffic.produce import produce
 
 pytestmark = pytest.mark.integration
 TABLES = (BRONZE_EVENTS, BRONZE_DEAD_LETTER, SILVER_EVENTS, SILVER_REJECTED, GOLD_DAILY)
@@ -25,11 +31,9 @@ EVER = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 @pytest.fixture(scope="module")
 def spark(live_stack: Settings):
-    from lib.spark import spark_session
-
-    session = spark_session()
+    session = spark_session(live_stack)
     # Land whatever earlier tests left in the topic, so each test below starts from a drained topic.
-    run_bronze(session)
+    run_bronze(session, live_stack)
     run_silver(session, *EVER)
     run_gold(session, *EVER)
     return session
@@ -51,21 +55,21 @@ def fresh_seed() -> int:
     return random.SystemRandom().randrange(10**9)
 
 
-def assert_invariants(spark) -> None:
-    failed = [c for c in check_all(spark) if not c.ok]
+def assert_invariants(spark, cfg: Settings) -> None:
+    failed = [c for c in check_all(spark, cfg) if not c.ok]
     assert not failed, failed
 
 
-def test_layers_reach_the_manifest_counts_and_reruns_change_nothing(spark) -> None:
+def test_layers_reach_the_manifest_counts_and_reruns_change_nothing(cfg: Settings, spark) -> None:
     before = counts(spark)
     t0 = now()
-    manifest = produce(600, seed=fresh_seed(), progress=False, save=False)
-    first = run_bronze(spark)
+    manifest = produce(cfg, 600, seed=fresh_seed(), progress=False, save=False)
+    first = run_bronze(spark, cfg)
     assert first.records_read == manifest.records
     assert first.duplicates_in_batch == manifest.duplicates
     assert first.events_inserted == manifest.distinct_events
     assert first.dead_letters_inserted == manifest.malformed_total
-    again = run_bronze(spark)
+    again = run_bronze(spark, cfg)
     assert again.records_read == 0 and again.events_inserted == 0
     # Silver twice, with overlapping intervals of ingestion time.
     mid = now()
@@ -79,18 +83,18 @@ def test_layers_reach_the_manifest_counts_and_reruns_change_nothing(spark) -> No
     assert grown[BRONZE_DEAD_LETTER] == manifest.malformed_total
     assert grown[SILVER_EVENTS] == manifest.requests
     assert grown[SILVER_REJECTED] == manifest.invalid_events
-    assert_invariants(spark)
+    assert_invariants(spark, cfg)
 
 
-def test_gold_stays_a_full_recompute_when_keys_arrive_in_several_intervals(spark) -> None:
+def test_gold_stays_a_full_recompute_when_keys_arrive_in_several_intervals(cfg: Settings, spark) -> None:
     # Two batches with the same users and the same event dates, processed by separate Silver runs;
     # Gold runs once per Silver interval. A naive "aggregate the interval and overwrite" would keep
     # only the second batch's counts for every shared key.
     start = now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
     intervals = []
     for _ in range(2):
-        produce(300, seed=fresh_seed(), start=start, progress=False, save=False)
-        run_bronze(spark)
+        produce(cfg, 300, seed=fresh_seed(), start=start, progress=False, save=False)
+        run_bronze(spark, cfg)
         began = now()
         time.sleep(0.01)
         run_silver(spark, *EVER)
@@ -102,17 +106,17 @@ def test_gold_stays_a_full_recompute_when_keys_arrive_in_several_intervals(spark
         WHERE processed_at >= TIMESTAMP '{intervals[0][0].replace(tzinfo=None)}'
         GROUP BY event_date, user_id HAVING COUNT(DISTINCT processed_at) > 1)""").first()[0]
     assert shared > 0, "the two batches must share (event_date, user_id) keys for this test to mean anything"
-    assert_invariants(spark)
+    assert_invariants(spark, cfg)
 
 
-def test_backfill_merges_without_duplicates_and_leaves_the_position_alone(spark) -> None:
-    manifest = produce(300, seed=fresh_seed(), progress=False, save=False)
-    run_bronze(spark)
+def test_backfill_merges_without_duplicates_and_leaves_the_position_alone(cfg: Settings, spark) -> None:
+    manifest = produce(cfg, 300, seed=fresh_seed(), progress=False, save=False)
+    run_bronze(spark, cfg)
     position = committed_positions(spark, manifest.topic)
     before = counts(spark)
     lo = datetime.fromisoformat(manifest.first_event_time) - timedelta(days=4)
     hi = datetime.fromisoformat(manifest.last_event_time) + timedelta(minutes=1)
-    backfill = run_bronze(spark, backfill=True, start=lo, end=hi)
+    backfill = run_bronze(spark, cfg, backfill=True, start=lo, end=hi)
     assert backfill.records_read > 0
     assert backfill.events_inserted == 0
     assert counts(spark) == before
@@ -120,61 +124,53 @@ def test_backfill_merges_without_duplicates_and_leaves_the_position_alone(spark)
 
 
 @pytest.mark.parametrize("point", ["bronze.after_events", "bronze.before_offsets"])
-def test_a_crash_then_a_rerun_gives_the_tables_of_a_clean_run(spark, point: str) -> None:
+def test_a_crash_then_a_rerun_gives_the_tables_of_a_clean_run(cfg: Settings, spark, point: str) -> None:
     before = counts(spark)
     position = committed_positions(spark, "roman-conversions")
-    manifest = produce(400, seed=fresh_seed(), progress=False, save=False)
+    manifest = produce(cfg, 400, seed=fresh_seed(), progress=False, save=False)
     faults.crash_at(point)
     try:
-        with pytest.raises(faults.InjectedCrash):
-            run_bronze(spark)
+        with pytest.raises(InjectedCrash):
+            run_bronze(spark, cfg)
     finally:
         faults.crash_at(None)
     # The offsets were not committed: the next run reads the same range again.
     assert committed_positions(spark, manifest.topic) == position
-    rerun = run_bronze(spark)
+    rerun = run_bronze(spark, cfg)
     assert rerun.records_read == manifest.records
     grown = delta(counts(spark), before)
     assert grown[BRONZE_EVENTS] == manifest.distinct_events
     assert grown[BRONZE_DEAD_LETTER] == manifest.malformed_total
     run_silver(spark, *EVER)
     run_gold(spark, *EVER)
-    assert_invariants(spark)
+    assert_invariants(spark, cfg)
 
 
-def test_a_range_of_only_duplicates_is_not_read_again(spark) -> None:
+def test_a_range_of_only_duplicates_is_not_read_again(cfg: Settings, spark) -> None:
     seed = fresh_seed()
     start = now().replace(second=0, microsecond=0)
-    produce(200, seed=seed, start=start, progress=False, save=False)
-    run_bronze(spark)
-    replay = produce(200, seed=seed, start=start, progress=False, save=False)  # the very same records again
-    replayed = run_bronze(spark)
+    produce(cfg, 200, seed=seed, start=start, progress=False, save=False)
+    run_bronze(spark, cfg)
+    replay = produce(cfg, 200, seed=seed, start=start, progress=False, save=False)  # the very same records again
+    replayed = run_bronze(spark, cfg)
     assert replayed.records_read == replay.records
     assert replayed.events_inserted == 0
     # A malformed record sent again is a new Kafka record (new coordinates): a new dead letter.
     assert replayed.dead_letters_inserted == replay.malformed_total
-    assert run_bronze(spark).records_read == 0
+    assert run_bronze(spark, cfg).records_read == 0
 
 
-def test_a_partition_added_later_is_read_from_its_earliest_offset(spark, monkeypatch: pytest.MonkeyPatch) -> None:
-    import uuid
-
-    from kafka.admin import NewPartitions
-
-    from lib.topics import admin, ensure_topic
-
+def test_a_partition_added_later_is_read_from_its_earliest_offset(cfg: Settings, spark) -> None:
     topic = f"test-grow-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("EVENTS_TOPIC", topic)
-    monkeypatch.setenv("EVENTS_PARTITIONS", "1")
-    bootstrap = settings()
-    ensure_topic(bootstrap.kafka_bootstrap_servers, topic, 1)
-    produce(100, seed=fresh_seed(), progress=False, save=False)
-    assert set(run_bronze(spark).ranges) == {0}
-    client = admin(bootstrap.kafka_bootstrap_servers)
+    one = replace(cfg, events_topic=topic, events_partitions=1)
+    ensure_topic(cfg.kafka_bootstrap_servers, topic, 1)
+    produce(one, 100, seed=fresh_seed(), progress=False, save=False)
+    assert set(run_bronze(spark, one).ranges) == {0}
+    client = admin(cfg.kafka_bootstrap_servers)
     client.create_partitions({topic: NewPartitions(total_count=2)})
     client.close()
-    monkeypatch.setenv("EVENTS_PARTITIONS", "2")
-    second = produce(100, seed=fresh_seed(), progress=False, save=False)
-    run = run_bronze(spark)
+    two = replace(one, events_partitions=2)
+    second = produce(two, 100, seed=fresh_seed(), progress=False, save=False)
+    run = run_bronze(spark, two)
     assert run.ranges[1] == (0, second.per_partition[1])
     assert run.records_read == second.records

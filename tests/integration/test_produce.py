@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
 from lib.config import Settings
-from lib.events import malformed_reason
-from lib.topics import end_offsets, read_range
-from lib.traffic import ProduceError, produce
+from lib.errors import ProduceError
+from lib.kafka import end_offsets, read_range
+from lib.service.client import ServiceClient
+from lib.service.events import malformed_reason
+from lib.traffic.produce import produce
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +26,7 @@ def _read(cfg: Settings, start: dict[int, int], end: dict[int, int]) -> list:
 
 def test_topic_holds_exactly_what_the_manifest_says(live_stack: Settings) -> None:
     before = end_offsets(live_stack.kafka_bootstrap_servers, live_stack.events_topic)
-    manifest = produce(1500, seed=11, progress=False, save=False)
+    manifest = produce(live_stack, 1500, seed=11, progress=False, save=False)
     after = end_offsets(live_stack.kafka_bootstrap_servers, live_stack.events_topic)
     grown = {p: after[p] - before.get(p, 0) for p in after}
     assert grown == {p: manifest.per_partition.get(p, 0) for p in after}
@@ -46,14 +48,9 @@ def test_topic_holds_exactly_what_the_manifest_says(live_stack: Settings) -> Non
 def test_service_emits_one_event_per_request_on_the_user_key(live_stack: Settings) -> None:
     before = end_offsets(live_stack.kafka_bootstrap_servers, live_stack.events_topic)
     user = f"itest-{uuid.uuid4().hex[:6]}"
-    addr = live_stack.service_address
-    conn = http.client.HTTPConnection(addr.host, addr.port, timeout=10)
-    answers = []
-    for path in ("/to-roman/1994", "/from-roman/XLII", "/to-roman/0", "/from-roman/IIII"):
-        conn.request("GET", path, headers={"X-User-Id": user})
-        resp = conn.getresponse()
-        answers.append((resp.status, json.loads(resp.read())))
-    conn.close()
+    asks = [("to_roman", "1994"), ("from_roman", "XLII"), ("to_roman", "0"), ("from_roman", "IIII")]
+    with ServiceClient(live_stack) as client:
+        answers = [client.ask(operation, text, user) for operation, text in asks]
     assert [s for s, _ in answers] == [200, 200, 400, 400]
     deadline = time.monotonic() + 20
     mine: list = []
@@ -68,10 +65,10 @@ def test_service_emits_one_event_per_request_on_the_user_key(live_stack: Setting
     assert len({r.partition for r in mine}) == 1
 
 
-def test_unreachable_broker_is_a_clear_error(live_stack: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+def test_unreachable_broker_is_a_clear_error(live_stack: Settings) -> None:
+    nowhere = replace(live_stack, kafka_bootstrap_servers="127.0.0.1:1")
     began = time.monotonic()
     expected = r"Kafka at 127.0.0.1:1 is unreachable .* after 3 attempts; nothing was sent"
     with pytest.raises(ProduceError, match=expected):
-        produce(10, seed=1, progress=False, save=False)
+        produce(nowhere, 10, seed=1, progress=False, save=False)
     assert time.monotonic() - began < 40

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lib.config import ROOT, Settings
-from lib.traffic import produce
+from lib.traffic.produce import produce
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def test_run_silver_with_an_interval_keeps_the_executed_notebook(live_stack: Set
 
 
 def test_a_crashing_run_exits_non_zero_and_a_rerun_recovers(live_stack: Settings) -> None:
-    produce(200, seed=424242, progress=False, save=False)
+    produce(live_stack, 200, seed=424242, progress=False, save=False)
     crashed = run_cli("bronze", env={"WORKBOOK_CRASH_AT": "bronze.before_offsets"})
     assert crashed.returncode == 1
     assert "InjectedCrash" in crashed.stderr and "kept at" in crashed.stderr

@@ -6,23 +6,28 @@ import random
 import socket
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from lib import flink, stack
-from lib.catalog import catalog
-from lib.config import Settings, settings
-from lib.flink_cluster import taskmanager_out
-from lib.process import StackError, port_is_free
-from lib.topics import ensure_topic
+from lib import stack
+from lib.config import Settings
+from lib.errors import StackError
+from lib.kafka import ensure_topic
+from lib.medallion.catalog import catalog
+from lib.medallion.spark import spark_session
+from lib.stack.kafka import KafkaBroker
+from lib.stack.process import port_is_free
+from lib.stream.lifecycle import submit_sql
+from lib.stream.rest import FlinkRest
 
 pytestmark = pytest.mark.integration
 
 
 def test_every_service_is_healthy(live_stack: Settings) -> None:
-    rows = stack.status()
+    rows = stack.status(live_stack)
     names = ["kafka", "roman-service", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
     assert [r.service for r in rows] == names
     assert all(r.healthy for r in rows)
@@ -30,7 +35,7 @@ def test_every_service_is_healthy(live_stack: Settings) -> None:
 
 
 def test_up_again_finds_everything_running(live_stack: Settings) -> None:
-    report = stack.up(quiet=True)
+    report = stack.up(live_stack, quiet=True)
     assert set(report.values()) == {"already running"}
 
 
@@ -64,18 +69,16 @@ def test_kafka_python_produces_and_consumes_back(live_stack: Settings) -> None:
 
 
 def test_spark_writes_iceberg_and_pyiceberg_reads_the_same_rows(live_stack: Settings) -> None:
-    from lib.spark import spark_session
-
-    spark = spark_session()
+    spark = spark_session(live_stack)
     table = f"itest.t_{uuid.uuid4().hex[:8]}"
     spark.sql("CREATE NAMESPACE IF NOT EXISTS itest")
     spark.sql(f"CREATE TABLE {table} (id BIGINT, numeral STRING) USING iceberg")
     rows = [(1, "I"), (4, "IV"), (1994, "MCMXCIV")]
     spark.createDataFrame(rows, "id BIGINT, numeral STRING").writeTo(table).append()
-    read = catalog().load_table(table).scan().to_arrow().sort_by("id").to_pylist()
+    read = catalog(live_stack).load_table(table).scan().to_arrow().sort_by("id").to_pylist()
     assert read == [{"id": i, "numeral": n} for i, n in rows]
     # The commit is real: the snapshot is in the catalog and its files are in the warehouse.
-    loaded = catalog().load_table(table)
+    loaded = catalog(live_stack).load_table(table)
     assert loaded.current_snapshot() is not None
     assert loaded.location().startswith("file:")
     assert Path(loaded.location().removeprefix("file:")).exists()
@@ -91,14 +94,23 @@ def test_pyflink_sql_job_reads_the_topic_on_the_session_cluster(live_stack: Sett
         producer.send(topic, value=f"{token}-{i}".encode())
     producer.flush()
     producer.close()
-    job_id = flink.submit_sql(
+    source = (
+        f"CREATE TEMPORARY TABLE src (`payload` STRING) WITH ('connector' = 'kafka', 'topic' = '{topic}', "
+        f"'properties.bootstrap.servers' = '{live_stack.kafka_bootstrap_servers}', "
+        f"'properties.group.id' = 'test-{token}', 'scan.startup.mode' = 'earliest-offset', 'format' = 'raw')"
+    )
+    tag = f"test-{token[:8]}"
+    job_id = submit_sql(
+        live_stack,
         [
-            flink.kafka_source_ddl("src", topic, f"test-{token}"),
-            "CREATE TEMPORARY TABLE out_console (payload STRING) WITH ('connector' = 'print')",
+            source,
+            f"CREATE TEMPORARY TABLE out_console (payload STRING) WITH ('connector' = 'print', "
+            f"'print-identifier' = '{tag}')",
             "INSERT INTO out_console SELECT payload FROM src",
         ],
         job_name=f"test-read-{token[:8]}",
     )
+    flink = FlinkRest(live_stack)
     try:
         assert flink.wait_for_state(job_id, {"RUNNING"}) == "RUNNING"
         listed = {j["jid"]: j for j in flink.jobs()}
@@ -107,8 +119,7 @@ def test_pyflink_sql_job_reads_the_topic_on_the_session_cluster(live_stack: Sett
         deadline = time.monotonic() + 60
         seen: set[str] = set()
         while len(seen) < 3 and time.monotonic() < deadline:
-            out = taskmanager_out(live_stack)
-            text = out.read_text(errors="replace") if out.exists() else ""
+            text = "\n".join(flink.console_lines(tag, last=None))  # the taskmanager's stdout, over REST
             seen = {f"{token}-{i}" for i in range(3) if f"{token}-{i}" in text}
             time.sleep(0.5)
         assert seen == {f"{token}-{i}" for i in range(3)}
@@ -128,16 +139,15 @@ def _free_port() -> int:
     raise AssertionError("no free pair of ports between 20000 and 32000")
 
 
-def test_port_taken_is_named_with_its_owner_and_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_port_taken_is_named_with_its_owner_and_the_fix(cfg: Settings, tmp_path: Path) -> None:
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
     blocker.listen(1)
     port = blocker.getsockname()[1]
-    monkeypatch.setenv("STACK_HOME", str(tmp_path))
-    monkeypatch.setenv("ICEBERG_REST_URI", f"http://127.0.0.1:{port}")
+    moved = replace(cfg, stack_home=tmp_path, iceberg_rest_uri=f"http://127.0.0.1:{port}")
     try:
         with pytest.raises(StackError) as err:
-            stack.up(["iceberg-rest"], quiet=True)
+            stack.up(moved, ["iceberg-rest"], quiet=True)
     finally:
         blocker.close()
     message = str(err.value)
@@ -146,40 +156,37 @@ def test_port_taken_is_named_with_its_owner_and_the_fix(tmp_path: Path, monkeypa
     assert not list(tmp_path.glob("run/*.pid"))
 
 
-def test_service_that_exits_at_start_shows_its_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_service_that_exits_at_start_shows_its_log(cfg: Settings, tmp_path: Path) -> None:
     port = _free_port()
-    monkeypatch.setenv("STACK_HOME", str(tmp_path))
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{port}")
-    kafka = stack.KafkaBroker(settings())
-    kafka.prepare(settings())
+    moved = replace(cfg, stack_home=tmp_path, kafka_bootstrap_servers=f"127.0.0.1:{port}")
+    KafkaBroker(moved).prepare(moved)
     # Storage formatted for another node: the broker refuses to start, as after a bad copy of a data dir.
     meta = tmp_path / "kafka" / "data" / "meta.properties"
     meta.write_text(meta.read_text().replace("node.id=1", "node.id=7"))
     began = time.monotonic()
     with pytest.raises(StackError) as err:
-        stack.up(["kafka"], quiet=True, timeout=90)
+        stack.up(moved, ["kafka"], quiet=True, timeout=90)
     message = str(err.value)
     assert "kafka exited during start-up" in message
     assert "node" in message.lower()  # the log tail says which id did not match
     assert time.monotonic() - began < 60
     assert port_is_free("127.0.0.1", port)
-    assert stack.running(settings()) == set()
+    assert stack.running(moved) == set()
 
 
-def test_missing_java_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
-    monkeypatch.setenv("STACK_HOME", str(tmp_path))
+def test_missing_java_is_explained(cfg: Settings, tmp_path: Path) -> None:
+    moved = replace(cfg, stack_home=tmp_path, java_home=str(tmp_path / "no-jdk"))
     with pytest.raises(StackError, match="Java was not found"):
-        stack.up(["kafka"], quiet=True)
+        stack.up(moved, ["kafka"], quiet=True)
 
 
 def test_zz_down_frees_every_port_and_up_restarts(live_stack: Settings) -> None:
     """Runs last in this module: stop everything, check, and bring it back for later tests."""
-    report = stack.down()
+    report = stack.down(live_stack)
     assert set(report.values()) == {"stopped"}
-    for service in stack.services(settings()):
+    for service in stack.services(live_stack):
         for port in service.ports():
             assert port_is_free(service.host, port), f"{service.name} left {service.host}:{port} taken"
-    assert stack.running(settings()) == set()
-    up_report = stack.up(quiet=True)
+    assert stack.running(live_stack) == set()
+    up_report = stack.up(live_stack, quiet=True)
     assert all(v.startswith("started in") for v in up_report.values())

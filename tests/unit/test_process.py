@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lib.process import ManagedProcess, log_tail, port_is_free
+from lib.stack.process import ManagedProcess, log_tail, port_is_free
 
 
 def _listening_socket() -> tuple[socket.socket, int]:

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from lib.config import ROOT
-from lib.runs import Interval, ParameterError, layer_parameters, parse_time
+from lib.errors import ParameterError
+from lib.jobs.runner import Interval, layer_parameters, parse_time
 
 
 def test_naive_times_are_utc_and_offsets_are_converted() -> None:
@@ -55,6 +56,7 @@ def test_parameters_reach_the_notebook_as_utc_iso() -> None:
         (["run", "platinum"], "layer='platinum' is unknown"),
         (["run", "bronze", "--start", "yesterday", "--end", "2026-11-27"], "--start='yesterday'"),
         (["run", "gold", "--start", "2026-11-27", "--end", "2026-11-01"], "is not before --end"),
+        (["run", "silver", "--backfill", "--start", "2026-11-01", "--end", "2026-11-02"], "--backfill is Bronze's"),
     ],
 )
 def test_cli_rejects_bad_parameters_before_anything_starts(args: list[str], needle: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib.service import make_server
+from lib.service.api import make_server
 
 
 @pytest.fixture(scope="module")

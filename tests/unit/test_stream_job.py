@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from lib.stream import STREAM_TABLES, StreamJob, statements
+from lib.__main__ import main
+from lib.config import settings
+from lib.errors import ParameterError
+from lib.stream.job import STREAM_TABLES, StreamJob, statements
+
+CFG = settings()
 
 
 def test_parameters_reach_the_sql_and_the_job_config() -> None:
     job = StreamJob(watermark_delay_s=12, window_minutes=3, dedup_ttl="10 min", idle_timeout_s=0)
-    sql = "\n".join(statements(job))
+    sql = "\n".join(statements(CFG, job))
     assert "WATERMARK FOR stream_time AS stream_time - INTERVAL '12' SECOND" in sql
     assert "INTERVAL '3' MINUTE" in sql
     config = job.config()
@@ -19,14 +24,14 @@ def test_parameters_reach_the_sql_and_the_job_config() -> None:
 
 
 def test_every_stream_table_is_created_and_written() -> None:
-    sql = "\n".join(statements(StreamJob()))
+    sql = "\n".join(statements(CFG, StreamJob()))
     for table in STREAM_TABLES:
         assert f"CREATE TABLE IF NOT EXISTS lake.{table} " in sql
         assert f"INSERT INTO lake.{table}" in sql
 
 
 def test_the_job_reads_the_topic_and_group_it_is_given() -> None:
-    source = statements(StreamJob(topic="other-topic", group_id="g1"))[0]
+    source = statements(CFG, StreamJob(topic="other-topic", group_id="g1"))[0]
     assert "'topic' = 'other-topic'" in source
     assert "'properties.group.id' = 'g1'" in source
     assert "'scan.startup.mode' = 'group-offsets'" in source
@@ -40,35 +45,11 @@ def test_the_job_reads_the_topic_and_group_it_is_given() -> None:
     ({"topic": "x'; DROP"}, "topic and group_id"),
 ])
 def test_bad_parameters_are_refused_with_the_fix(kwargs: dict, named: str) -> None:
-    with pytest.raises(ValueError, match="StreamJob") as err:
+    with pytest.raises(ParameterError, match="StreamJob") as err:
         StreamJob(**kwargs)
     assert named in str(err.value)
 
 
 def test_the_cli_refuses_a_bad_ttl_before_it_needs_the_stack(capsys: pytest.CaptureFixture[str]) -> None:
-    from lib.__main__ import main
-
     assert main(["stream", "status", "--dedup-ttl", "forever"]) == 2
     assert "dedup_ttl='forever' is not a duration" in capsys.readouterr().err
-
-
-def test_the_newest_restore_point_wins_and_a_run_without_checkpoints_is_skipped(tmp_path, monkeypatch) -> None:
-    from lib.stream import _remember, retained_checkpoint
-
-    monkeypatch.setenv("STACK_HOME", str(tmp_path))
-    assert retained_checkpoint("j") is None
-    checkpoints = tmp_path / "flink" / "checkpoints"
-    for job, chk in (("a", 3), ("a", 12), ("c", 1)):
-        (checkpoints / job / f"chk-{chk}").mkdir(parents=True)
-        (checkpoints / job / f"chk-{chk}" / "_metadata").write_text("x")
-    savepoint = tmp_path / "flink" / "savepoints" / "savepoint-1"
-    savepoint.mkdir(parents=True)
-    (savepoint / "_metadata").write_text("x")
-
-    _remember("j", "job a")
-    assert retained_checkpoint("j") == str(checkpoints / "a" / "chk-12")  # numerically newest, not by name
-    _remember("j", f"savepoint file:{savepoint}")
-    _remember("j", "job b")  # stopped before its first checkpoint: it committed nothing
-    assert retained_checkpoint("j") == f"file:{savepoint}"
-    _remember("j", "job c")
-    assert retained_checkpoint("j") == str(checkpoints / "c" / "chk-1")

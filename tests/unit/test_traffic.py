@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lib.events import FIELDS, malformed_reason
-from lib.roman import convert
-from lib.traffic import plan
+from lib.service.events import FIELDS, malformed_reason
+from lib.service.roman import convert
+from lib.traffic.plan import plan
 
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

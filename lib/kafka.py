@@ -1,0 +1,166 @@
+"""Kafka from the workbook's side: the events topic, its offsets, reading records back, producers.
+
+Two clients, each where it is best: kafka-python for admin and reading back (a plain Python API
+to step through in a notebook), confluent-kafka (librdkafka) for producing and for consumer-group
+offsets. Health checks use a real metadata request, not an open port: a broker that accepts TCP
+connections before its KRaft controller is ready must not count as up.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import TopicPartition as Partition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from lib.errors import ProduceError
+
+logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def admin(bootstrap: str, timeout_ms: int = 3000) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="roman-workbook-admin",
+        request_timeout_ms=timeout_ms,
+    )
+
+
+def broker_answers(bootstrap: str) -> bool:
+    """True when the broker answers a metadata request with at least one live broker."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    try:
+        # A closed port fails at once; the admin client alone would retry its bootstrap for 30 s.
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except OSError:
+        return False
+    try:
+        client = admin(bootstrap, timeout_ms=2000)
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        return len(client.describe_cluster().get("brokers", [])) > 0
+    except (KafkaError, OSError, ValueError):
+        return False
+    finally:
+        client.close()
+
+
+def ensure_topic(bootstrap: str, topic: str, partitions: int) -> bool:
+    """Create the topic with its partition count unless it exists; True when created now."""
+    client = admin(bootstrap)
+    try:
+        if topic in client.list_topics():
+            return False
+        try:
+            client.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+        except TopicAlreadyExistsError:
+            return False
+        return True
+    finally:
+        client.close()
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """{partition: next offset} for every partition of the topic, as the broker sees it now."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = sorted(consumer.partitions_for_topic(topic) or ())
+        offsets = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        return {tp.partition: off for tp, off in sorted(offsets.items(), key=lambda kv: kv[0].partition)}
+    finally:
+        consumer.close()
+
+
+def read_range(bootstrap: str, topic: str, start: dict[int, int], end: dict[int, int],
+               timeout_s: float = 60.0) -> list:
+    """Every record with start[p] <= offset < end[p], per partition (a batch's exact records)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    parts = [TopicPartition(topic, p) for p in sorted(end)]
+    consumer.assign(parts)
+    for tp in parts:
+        consumer.seek(tp, start.get(tp.partition, 0))
+    want = sum(end[p] - start.get(p, 0) for p in end)
+    records: list = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < want and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(r for r in batch if r.offset < end[r.partition])
+    finally:
+        consumer.close()
+    return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+def beginning_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """{partition: earliest offset still in the log} for every partition of the topic."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        parts = sorted(consumer.partitions_for_topic(topic) or ())
+        offsets = consumer.beginning_offsets([TopicPartition(topic, p) for p in parts])
+        return {tp.partition: off for tp, off in offsets.items()}
+    finally:
+        consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: list[int] | None = None) -> dict[int, int]:
+    """{partition: next offset} a consumer group committed on the topic (Flink commits on checkpoints).
+
+    `partitions`: the topic's partitions when the caller knows them (a polling loop), else looked up.
+    """
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = sorted(partitions if partitions is not None else end_offsets(bootstrap, topic))
+        found = consumer.committed([Partition(topic, p) for p in parts], timeout=10)
+    except KafkaException as exc:
+        # A fresh broker is still creating __consumer_offsets (NOT_COORDINATOR, LOAD_IN_PROGRESS):
+        # nothing can have been committed yet. Anything else is a real error.
+        if exc.args and exc.args[0].retriable():
+            return {}
+        raise
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+
+
+def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
+    """librdkafka settings for every producer of the workbook: acks=all, idempotent, batched."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "client.id": client_id,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 20,
+        "batch.size": 1_000_000,
+        "compression.type": "none",  # every reader (kafka-python included) can read it; the broker is local
+        # Java's partitioner (murmur2 of the key), so every client puts a user on the same partition.
+        "partitioner": "murmur2_random",
+        "message.timeout.ms": 60_000,
+        "log_level": 0,  # failures surface as exceptions and delivery reports, not stderr noise
+    }
+
+
+def connect_producer(bootstrap: str, client_id: str, attempts: int = 3, timeout_s: float = 5.0):
+    """A producer whose broker answered a metadata request; retries with backoff, then says what failed."""
+    delay = 1.0
+    for attempt in range(1, attempts + 1):
+        producer = Producer(producer_config(bootstrap, client_id))
+        try:
+            producer.list_topics(timeout=timeout_s)
+            return producer
+        except KafkaException as exc:
+            if attempt == attempts:
+                raise ProduceError(
+                    f"Kafka at {bootstrap} is unreachable ({exc.args[0].str() if exc.args else exc}) after "
+                    f"{attempts} attempts; nothing was sent. Start the stack (`make up`) or set "
+                    "KAFKA_BOOTSTRAP_SERVERS."
+                ) from None
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")

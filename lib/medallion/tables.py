@@ -1,0 +1,113 @@
+"""The medallion's Iceberg tables: one place for their names, schemas and partitioning.
+
+Bronze and Silver are partitioned by event_date, so a MERGE that names the batch's dates only
+reads and rewrites those partitions: a run's cost follows its batch, not the table's history.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type hints only: the table names and DDL serve modules that never start Spark
+    from pyspark.sql import DataFrame, SparkSession
+
+BRONZE_EVENTS = "bronze.conversion_events"
+BRONZE_DEAD_LETTER = "bronze.dead_letter"
+BRONZE_OFFSETS = "bronze.ingest_offsets"
+SILVER_EVENTS = "silver.conversion_events"
+SILVER_REJECTED = "silver.rejected_events"
+GOLD_DAILY = "gold.daily_user_stats"
+
+DDL = {
+    BRONZE_EVENTS: """event_id STRING NOT NULL, event_time TIMESTAMP, event_date DATE, user_id STRING,
+        payload STRING NOT NULL, kafka_topic STRING NOT NULL, kafka_partition INT NOT NULL,
+        kafka_offset BIGINT NOT NULL, kafka_timestamp TIMESTAMP, ingested_at TIMESTAMP NOT NULL""",
+    BRONZE_DEAD_LETTER: """kafka_topic STRING NOT NULL, kafka_partition INT NOT NULL, kafka_offset BIGINT NOT NULL,
+        kafka_timestamp TIMESTAMP, payload STRING, reason STRING NOT NULL, ingested_at TIMESTAMP NOT NULL""",
+    BRONZE_OFFSETS: """run_id STRING NOT NULL, kafka_topic STRING NOT NULL, kafka_partition INT NOT NULL,
+        start_offset BIGINT NOT NULL, end_offset BIGINT NOT NULL, committed_at TIMESTAMP NOT NULL""",
+    SILVER_EVENTS: """event_id STRING NOT NULL, event_time TIMESTAMP NOT NULL, event_date DATE NOT NULL,
+        user_id STRING NOT NULL, operation STRING NOT NULL, input STRING NOT NULL, output STRING,
+        success BOOLEAN NOT NULL, error STRING, latency_ms DOUBLE NOT NULL, schema_version INT NOT NULL,
+        ingested_at TIMESTAMP NOT NULL, processed_at TIMESTAMP NOT NULL""",
+    SILVER_REJECTED: """event_id STRING NOT NULL, reason STRING NOT NULL, payload STRING NOT NULL,
+        ingested_at TIMESTAMP NOT NULL, processed_at TIMESTAMP NOT NULL""",
+    GOLD_DAILY: """event_date DATE NOT NULL, user_id STRING NOT NULL, total_requests BIGINT NOT NULL,
+        successful_requests BIGINT NOT NULL, failed_requests BIGINT NOT NULL, to_roman_requests BIGINT NOT NULL,
+        from_roman_requests BIGINT NOT NULL, avg_latency_ms DOUBLE NOT NULL, first_event_time TIMESTAMP NOT NULL,
+        last_event_time TIMESTAMP NOT NULL, generated_at TIMESTAMP NOT NULL""",
+}
+PARTITIONING = {
+    BRONZE_EVENTS: "PARTITIONED BY (event_date)",
+    SILVER_EVENTS: "PARTITIONED BY (event_date)",
+    GOLD_DAILY: "PARTITIONED BY (months(event_date))",
+}
+
+
+def columns(table: str) -> list[str]:
+    """The table's column names in schema order, read from its DDL (no catalog needed)."""
+    return [part.split()[0] for part in DDL[table].split(",")]
+
+
+def create_tables(spark: SparkSession) -> None:
+    """Create every namespace and table that does not exist yet (format v2, merge-on-read off)."""
+    for namespace in ("bronze", "silver", "gold"):
+        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {namespace}")
+    for table, columns in DDL.items():
+        spark.sql(
+            f"CREATE TABLE IF NOT EXISTS {table} ({columns}) USING iceberg {PARTITIONING.get(table, '')} "
+            "TBLPROPERTIES ('format-version' = '2', 'write.distribution-mode' = 'none')"
+        )
+
+
+def in_list(values: list) -> str:
+    """A SQL IN list of date or string literals (values come from our own tables, never from users)."""
+    return ", ".join(f"'{v}'" for v in values) or "NULL"
+
+
+def snapshot_history(spark: SparkSession, table: str, last: int = 5) -> DataFrame:
+    """What each commit of the table did: operation and the added/deleted counts from its summary."""
+    return spark.sql(f"""
+        SELECT committed_at, operation,
+               summary['added-records'] AS added_records, summary['deleted-records'] AS deleted_records,
+               summary['added-data-files'] AS added_files, summary['total-records'] AS total_records
+        FROM {table}.snapshots ORDER BY committed_at DESC LIMIT {last}""")
+
+
+def insert_new(spark: SparkSession, batch: DataFrame, table: str, on: str) -> int:
+    """Insert-only MERGE: rows of `batch` that match no row of `table` ON `on`; returns how many.
+
+    The `on` condition names the target as `t` and the batch as `s`, and should carry the
+    predicates that let Iceberg prune the target to the partitions the batch can match.
+    """
+    view = f"batch_{table.replace('.', '_')}"
+    before = spark.table(table).count()
+    batch.createOrReplaceTempView(view)
+    spark.sql(f"MERGE INTO {table} t USING {view} s ON {on} WHEN NOT MATCHED THEN INSERT *")
+    return spark.table(table).count() - before
+
+
+def naive_utc(ts: datetime | None = None) -> datetime:
+    """`ts` (default: now) as UTC wall-clock time without tzinfo: how a Spark session in UTC takes it."""
+    return (ts or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+
+
+def time_window(column: str, start: datetime, end: datetime) -> str:
+    """SQL for start <= column < end: half-open, so adjacent intervals never share a row."""
+    return f"{column} >= TIMESTAMP '{naive_utc(start)}' AND {column} < TIMESTAMP '{naive_utc(end)}'"
+
+
+def date_predicate(spark: SparkSession, batch: DataFrame, column: str = "t.event_date",
+                   slack: timedelta = timedelta(0)) -> str:
+    """The target predicate that lets Iceberg prune a MERGE to the partitions the batch can match
+    (the batch's event dates, `slack` days either side)."""
+    dates = [r[0] for r in batch.select("event_date").distinct().collect()]
+    known: set[date] = set()
+    for d in dates:
+        if d is not None:
+            known |= {d + timedelta(days=k) for k in range(-slack.days, slack.days + 1)}
+    parts = [f"{column} IN ({in_list(sorted(known))})"] if known else []
+    if any(d is None for d in dates):
+        parts.append(f"{column} IS NULL")
+    return "(" + " OR ".join(parts) + ")" if parts else "FALSE"

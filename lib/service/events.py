@@ -1,0 +1,137 @@
+"""The event contract: one JSON object per Kafka record, keyed by user_id, schema_version 1.
+
+Every conversion request becomes an event, failed ones included (success=false with the error).
+A record that is not a JSON object, or has no usable event_id, is *malformed*: it cannot be
+deduplicated, so it goes to the dead letter table. Everything else is an event, even one with a
+wrong field type; Silver's validation rejects those with a reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from lib.errors import RomanError
+from lib.service.roman import convert
+
+SCHEMA_VERSION = 1
+OPERATIONS = ("to_roman", "from_roman")
+FIELDS = (
+    "event_id", "event_time", "user_id", "operation", "input", "output",
+    "success", "error", "latency_ms", "schema_version",
+)
+
+
+@dataclass(frozen=True)
+class ConversionEvent:
+    event_id: str
+    event_time: str
+    user_id: str
+    operation: str
+    input: str
+    output: str | None
+    success: bool
+    error: str | None
+    latency_ms: float
+    schema_version: int = SCHEMA_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        """Fields in schema order (dataclasses.asdict deep-copies, which is slow for 100k events)."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+    def to_json(self) -> bytes:
+        """The Kafka record value: compact JSON, keys in schema order."""
+        return json.dumps(self.as_dict(), separators=(",", ":")).encode()
+
+    @property
+    def key(self) -> bytes:
+        return self.user_id.encode()
+
+
+def iso(ts: datetime) -> str:
+    """ISO-8601 with an explicit offset and millisecond precision, as the schema wants."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def handle_request(operation: str, text: str, user_id: str, event_id: str | None = None,
+                   event_time: datetime | None = None) -> ConversionEvent:
+    """Answer one request and describe it as an event (the service and the generator share this)."""
+    began = time.perf_counter()
+    try:
+        output, error = convert(operation, text), None
+    except RomanError as exc:
+        output, error = None, str(exc)
+    latency = round((time.perf_counter() - began) * 1000, 3)
+    return ConversionEvent(
+        event_id=event_id or str(uuid.uuid4()),
+        event_time=iso(event_time or datetime.now(UTC)),
+        user_id=user_id,
+        operation=operation,
+        input=text,
+        output=output,
+        success=error is None,
+        error=error,
+        latency_ms=latency,
+    )
+
+
+def malformed_reason(value: bytes | None) -> str | None:
+    """Why a raw record is malformed (dead letter), or None when it is an event with an event_id."""
+    if value is None:
+        return "empty record (null value)"
+    try:
+        doc: Any = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"not JSON: {exc.__class__.__name__}"
+    if not isinstance(doc, dict):
+        return f"not a JSON object: {type(doc).__name__}"
+    event_id = doc.get("event_id")
+    if not isinstance(event_id, str) or not event_id.strip():
+        return "missing or unusable event_id"
+    return None
+
+
+def validation_reason(payload: str | bytes) -> str | None:
+    """Why an event (not malformed: it has an event_id) fails Silver's validation, or None when valid.
+
+    Reasons start with a stable code ("wrong_output: ...") that tables can group by.
+
+    Checks the contract field by field, and that a successful answer really is the conversion of
+    its input (lib/service/roman.py), so a service bug that answers wrongly is caught, not aggregated.
+    """
+    doc = json.loads(payload)
+    for name in ("event_time", "user_id", "operation", "input"):
+        if not isinstance(doc.get(name), str) or (name != "input" and not doc[name].strip()):
+            return f"missing_field: {name} is missing or not a string"
+    try:
+        when = datetime.fromisoformat(doc["event_time"])
+    except ValueError:
+        return f"bad_event_time: {doc['event_time'][:40]!r} is not ISO-8601"
+    if when.tzinfo is None:
+        return "bad_event_time: no UTC offset"
+    if doc["operation"] not in OPERATIONS:
+        return f"bad_operation: {str(doc['operation'])[:40]!r} is not one of {', '.join(OPERATIONS)}"
+    if not isinstance(doc.get("success"), bool):
+        return "bad_success: success is missing or not a boolean"
+    latency = doc.get("latency_ms")
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
+        return "bad_latency: latency_ms is missing, negative or not a number"
+    if doc.get("schema_version") != SCHEMA_VERSION:
+        return f"bad_schema_version: {doc.get('schema_version')!r} is not {SCHEMA_VERSION}"
+    output, error = doc.get("output"), doc.get("error")
+    if doc["success"]:
+        if not isinstance(output, str) or error is not None:
+            return "inconsistent: a successful event needs an output and no error"
+        try:
+            expected = convert(doc["operation"], doc["input"])
+        except RomanError:
+            return f"wrong_output: success=true but {doc['input'][:40]!r} has no {doc['operation']} answer"
+        if output != expected:
+            return f"wrong_output: {output[:40]!r} is not {doc['operation']}({doc['input'][:40]!r}) = {expected!r}"
+    elif output is not None or not isinstance(error, str):
+        return "inconsistent: a failed event needs an error and no output"
+    return None

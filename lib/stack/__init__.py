@@ -1,0 +1,18 @@
+"""The embedded stack: Kafka, the Iceberg REST catalog, a Flink session cluster and the Roman
+Numeral Service as local processes, one module per service, supervised by `supervisor`."""
+
+from lib.stack.supervisor import (
+    ServiceStatus,
+    down,
+    format_status,
+    kill,
+    require_up,
+    running,
+    select,
+    services,
+    status,
+    up,
+)
+
+__all__ = ["ServiceStatus", "down", "format_status", "kill", "require_up", "running", "select", "services",
+           "status", "up"]

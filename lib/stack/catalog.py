@@ -1,0 +1,47 @@
+"""Iceberg's REST catalog server, SQLite-backed, from Maven Central jars (jars/catalog)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lib.config import Settings
+from lib.stack.base import Service, http_json, jars
+
+
+class CatalogServer(Service):
+    """Iceberg's REST catalog server, backed by a SQLite file, with a local warehouse folder.
+
+    Started through jars/catalog's LoopbackCatalogServer: the stock server's backend, bound to
+    127.0.0.1 only and without SO_REUSEPORT (which would let a stale copy share the port).
+    """
+
+    def __init__(self, cfg: Settings) -> None:
+        addr = cfg.catalog_address
+        super().__init__("iceberg-rest", addr.host, addr.port, "ICEBERG_REST_URI")
+
+    def prepare(self, cfg: Settings) -> None:
+        (cfg.stack_home / "catalog").mkdir(parents=True, exist_ok=True)
+        if cfg.iceberg_warehouse.startswith("file:"):
+            Path(cfg.iceberg_warehouse.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+
+    def command(self, cfg: Settings) -> list[str]:
+        return [
+            cfg.java, "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-XX:ReservedCodeCacheSize=32m", "-Xss512k",
+            "-cp", jars(cfg, "catalog"), "workbook.catalog.LoopbackCatalogServer",
+        ]
+
+    def environment(self, cfg: Settings) -> dict[str, str]:
+        return {
+            # Every CATALOG_* variable becomes a catalog property (CATALOG_REST_PORT -> rest.port).
+            "CATALOG_REST_HOST": self.host,
+            "CATALOG_REST_PORT": str(self.port),
+            "CATALOG_URI": f"jdbc:sqlite:{cfg.stack_home / 'catalog' / 'catalog.db'}",
+            "CATALOG_WAREHOUSE": cfg.iceberg_warehouse,
+        }
+
+    def healthy(self, cfg: Settings) -> bool:
+        try:
+            return "defaults" in http_json(f"{cfg.iceberg_rest_uri}/v1/config")
+        except (OSError, ValueError):
+            return False

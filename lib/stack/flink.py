@@ -1,0 +1,204 @@
+"""The Flink session cluster: a jobmanager and a taskmanager, their config, lib folder and environment.
+
+The cluster runs from the apache-flink package installed in .venv-flink: its own jobmanager.sh and
+taskmanager.sh, started in the foreground so our supervisor owns the java pids. Nothing is
+written inside site-packages: config, lib links, logs, pids, checkpoints and temp files all live
+under STACK_HOME/flink.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from lib.config import Settings
+from lib.errors import StackError
+from lib.stack.base import Service, http_json
+
+# Java 17 needs these opens for Flink's serializers; copied from the package's default config.
+_JAVA_OPTS = " ".join(
+    [f"--add-exports={m}=ALL-UNNAMED" for m in (
+        "java.rmi/sun.rmi.registry", "jdk.compiler/com.sun.tools.javac.api", "jdk.compiler/com.sun.tools.javac.file",
+        "jdk.compiler/com.sun.tools.javac.parser", "jdk.compiler/com.sun.tools.javac.tree",
+        "jdk.compiler/com.sun.tools.javac.util", "java.security.jgss/sun.security.krb5",
+    )]
+    + [f"--add-opens=java.base/{p}=ALL-UNNAMED" for p in (
+        "java.lang", "java.net", "java.io", "java.nio", "sun.nio.ch", "java.lang.reflect", "java.text",
+        "java.time", "java.util", "java.util.concurrent", "java.util.concurrent.atomic",
+        "java.util.concurrent.locks",
+    )]
+)
+
+TASK_SLOTS = 4
+
+
+def flink_home(cfg: Settings) -> Path:
+    """The pyflink package folder in the Flink virtualenv (it holds bin/, lib/, opt/, conf/)."""
+    homes = sorted(cfg.flink_venv.glob("lib/python3*/site-packages/pyflink"))
+    if not homes or not (homes[0] / "bin" / "jobmanager.sh").exists():
+        raise StackError(
+            f"PyFlink is not installed in {cfg.flink_venv}. The Flink cluster runs from the apache-flink "
+            "package's own scripts: run `make setup` (it builds .venv-flink from requirements-flink.txt)."
+        )
+    return homes[0]
+
+
+def flink_script(cfg: Settings, name: str) -> Path:
+    return flink_home(cfg) / "bin" / name
+
+
+def flink_dir(cfg: Settings) -> Path:
+    return cfg.stack_home / "flink"
+
+
+def flink_environment(cfg: Settings) -> dict[str, str]:
+    """Variables for the cluster scripts and for every PyFlink client (FLINK_HOME makes pyflink honour the rest)."""
+    home = flink_dir(cfg)
+    env = {
+        "FLINK_HOME": str(flink_home(cfg)),
+        "FLINK_CONF_DIR": str(home / "conf"),
+        "FLINK_LIB_DIR": str(home / "lib"),
+        "FLINK_LOG_DIR": str(home / "log"),
+        "FLINK_PID_DIR": str(home / "pid"),
+        "FLINK_IDENT_STRING": "workbook",
+        # A Python worker per task, not a callback server inside the short-lived submitting process.
+        "_python_worker_execution_mode": "process",
+    }
+    if cfg.java_home:
+        env["JAVA_HOME"] = cfg.java_home
+    return env
+
+
+def _yaml(value: object, indent: int = 0) -> str:
+    pad = "  " * indent
+    if isinstance(value, dict):
+        return "".join(
+            f"{pad}{k}:\n{_yaml(v, indent + 1)}" if isinstance(v, dict) else f"{pad}{k}: {_scalar(v)}\n"
+            for k, v in value.items()
+        )
+    return f"{pad}{_scalar(value)}\n"
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    return f'"{text}"' if text.isdigit() else text
+
+
+def flink_config(cfg: Settings) -> dict:
+    """config.yaml for Flink 2.1 (nested YAML): everything on 127.0.0.1, sized for a 2-core laptop."""
+    home = flink_dir(cfg)
+    addr = cfg.flink_address
+    python = str(cfg.flink_venv / "bin" / "python")
+    return {
+        "env": {
+            "java": {"opts": {"all": f"{_JAVA_OPTS} -Djava.io.tmpdir={home / 'tmp'}"}},
+            "log": {"dir": str(home / "log")},
+            "pid": {"dir": str(home / "pid")},
+            "stdout-err": {"redirect-to-file": True},
+        },
+        "jobmanager": {
+            "bind-host": addr.host,
+            "rpc": {"address": addr.host, "port": cfg.flink_rpc_port},
+            "memory": {"process": {"size": "768m"}, "jvm-overhead": {"min": "128m"}},
+            "execution": {"failover-strategy": "region"},
+        },
+        "taskmanager": {
+            "bind-host": addr.host,
+            "host": addr.host,
+            "numberOfTaskSlots": TASK_SLOTS,
+            "memory": {
+                "process": {"size": "1280m"},
+                "managed": {"size": "256m"},
+                "jvm-metaspace": {"size": "192m"},
+                "jvm-overhead": {"min": "128m"},
+                "network": {"min": "32m", "max": "64m"},
+            },
+        },
+        "parallelism": {"default": 1},
+        # A killed taskmanager is noticed within seconds, not the default 50 s.
+        "heartbeat": {"interval": 2000, "timeout": 15000},
+        "rest": {"address": addr.host, "bind-address": addr.host, "port": addr.port},
+        "web": {"tmpdir": str(home / "tmp" / "web")},
+        "blob": {"server": {"port": cfg.flink_blob_port}, "storage": {"directory": str(home / "tmp" / "blob")}},
+        "io": {"tmp": {"dirs": str(home / "tmp" / "io")}},
+        # A job whose source is unreachable (broker down) keeps retrying instead of failing for good.
+        "restart-strategy": {
+            "type": "exponential-delay",
+            "exponential-delay": {"initial-backoff": "2s", "max-backoff": "30s",
+                                  "attempts-before-reset-backoff": 1000000},
+        },
+        "state": {"backend": {"type": "hashmap"}},
+        "execution": {
+            "checkpointing": {
+                "dir": (home / "checkpoints").as_uri(),
+                "savepoint-dir": (home / "savepoints").as_uri(),
+                "interval": "10s",
+            }
+        },
+        "python": {"executable": python, "client": {"executable": python}},
+    }
+
+
+def write_flink_conf(cfg: Settings) -> Path:
+    """Write conf/ and lib/ under STACK_HOME/flink; returns the conf folder."""
+    pyflink = flink_home(cfg)
+    home = flink_dir(cfg)
+    conf = home / "conf"
+    for sub in ("conf", "lib", "log", "pid", "tmp/web", "tmp/blob", "tmp/io", "checkpoints", "savepoints"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    for item in (pyflink / "conf").iterdir():
+        if item.is_file() and item.name != "config.yaml" and item.name not in ("masters", "workers"):
+            shutil.copy2(item, conf / item.name)
+    (conf / "config.yaml").write_text(_yaml(flink_config(cfg)))
+    (conf / "masters").write_text(f"{cfg.flink_address}\n")
+    (conf / "workers").write_text(f"{cfg.flink_address.host}\n")
+    # Foreground scripts write pid files they never remove; stale ones would shift log names.
+    for pid_file in (home / "pid").glob("*.pid"):
+        pid_file.unlink()
+    _link_jars(cfg, pyflink, home / "lib")
+    return conf
+
+
+def _link_jars(cfg: Settings, pyflink: Path, lib: Path) -> None:
+    extra = sorted((cfg.jars_dir / "flink").glob("*.jar"))
+    if not extra:
+        raise StackError(f"The Flink connector jars are missing from {cfg.jars_dir / 'flink'}: run `make jars`.")
+    wanted = [*sorted((pyflink / "lib").glob("*.jar")), *sorted((pyflink / "opt").glob("flink-python-*.jar")), *extra]
+    for old in lib.iterdir():
+        old.unlink()
+    for jar in wanted:
+        (lib / jar.name).symlink_to(jar)
+
+
+class FlinkProcess(Service):
+    """A jobmanager or taskmanager of the Flink session cluster, from pyflink's own scripts."""
+
+    def __init__(self, cfg: Settings, role: str) -> None:
+        addr = cfg.flink_address
+        self.role = role
+        extra = (cfg.flink_rpc_port, cfg.flink_blob_port) if role == "jobmanager" else ()
+        super().__init__(f"flink-{role}", addr.host, addr.port, "FLINK_REST_URL", extra)
+
+    def ports(self) -> tuple[int, ...]:
+        return self.extra_ports if self.role == "taskmanager" else super().ports()
+
+    def command(self, cfg: Settings) -> list[str]:
+        return ["bash", str(flink_script(cfg, f"{self.role}.sh")), "start-foreground"]
+
+    def prepare(self, cfg: Settings) -> None:
+        write_flink_conf(cfg)
+
+    def environment(self, cfg: Settings) -> dict[str, str]:
+        return flink_environment(cfg)
+
+    def healthy(self, cfg: Settings) -> bool:
+        try:
+            overview = http_json(f"{cfg.flink_rest_url}/overview")
+        except (OSError, ValueError):
+            return False
+        return self.role == "jobmanager" or overview.get("taskmanagers", 0) >= 1
+
+    def address(self) -> str:
+        return f"{self.host}:{self.port}" if self.role == "jobmanager" else f"{self.host} (rpc)"

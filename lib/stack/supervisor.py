@@ -1,0 +1,211 @@
+"""The embedded stack's supervisor: start, check and stop every service, in order.
+
+No Docker needed: every service is a local process (lib.stack.kafka, catalog, flink, roman),
+bound to 127.0.0.1, with its data and logs under STACK_HOME. `up` is idempotent and waits until
+each service really answers (not just until its port opens); `down` stops every process group
+and checks that every port is free again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tabulate import tabulate
+from tqdm import tqdm
+
+from lib.config import Settings
+from lib.errors import StackError
+from lib.stack.base import MIN_JAVA, Service, java_major
+from lib.stack.catalog import CatalogServer
+from lib.stack.flink import FlinkProcess
+from lib.stack.kafka import KafkaBroker
+from lib.stack.process import ManagedProcess, log_tail, port_is_free, port_owner
+from lib.stack.roman import RomanService
+
+HEALTH_TIMEOUT_S = 120.0
+
+
+def services(cfg: Settings) -> list[Service]:
+    """The stack in start order."""
+    return [
+        KafkaBroker(cfg),
+        RomanService(cfg),
+        CatalogServer(cfg),
+        FlinkProcess(cfg, "jobmanager"),
+        FlinkProcess(cfg, "taskmanager"),
+    ]
+
+
+def select(names: Iterable[str] | None, cfg: Settings) -> list[Service]:
+    """The named services (all when None), or a StackError listing the valid names."""
+    every = services(cfg)
+    if names is None:
+        return every
+    wanted = list(names)
+    known = {s.name for s in every}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise StackError(f"Unknown service(s) {', '.join(unknown)}; the stack has: {', '.join(sorted(known))}.")
+    return [s for s in every if s.name in wanted]
+
+
+def _check_ports(service: Service) -> None:
+    for port in service.ports():
+        if not port_is_free(service.host, port):
+            raise StackError(
+                f"Cannot start {service.name}: port {service.host}:{port} is already taken by "
+                f"{port_owner(port)}. Stop that process (for example `kill <pid>`, or "
+                f"`python -m lib stack down` if it is a stack left from another checkout), or move "
+                f"{service.name} elsewhere by setting {service.env_var}."
+            )
+
+
+def _wait_healthy(service: Service, proc: ManagedProcess, cfg: Settings, timeout: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        code = proc.exit_code()
+        if code is not None:
+            raise StackError(
+                f"{service.name} exited during start-up (exit code {code}). Last lines of "
+                f"{proc.log_file}:\n{log_tail(proc.log_file)}\n{service.hint()}"
+            )
+        if service.healthy(cfg):
+            return time.monotonic() - started
+        time.sleep(0.25)
+    proc.stop()
+    raise StackError(
+        f"{service.name} did not become healthy within {timeout:.0f}s at {service.address()}. "
+        f"Last lines of {proc.log_file}:\n{log_tail(proc.log_file)}\n{service.hint()}"
+    )
+
+
+def start_service(service: Service, cfg: Settings, timeout: float = HEALTH_TIMEOUT_S) -> float:
+    """Check ports, prepare, start and wait for one service; returns seconds to healthy."""
+    _check_ports(service)
+    service.prepare(cfg)
+    proc = service.process(cfg)
+    proc.start(service.command(cfg), env=service.environment(cfg), cwd=cfg.stack_home)
+    try:
+        seconds = _wait_healthy(service, proc, cfg, timeout)
+        service.after_start(cfg)
+    except BaseException:
+        proc.stop()
+        raise
+    return seconds
+
+
+def up(cfg: Settings, names: Iterable[str] | None = None, timeout: float = HEALTH_TIMEOUT_S,
+       quiet: bool = False) -> dict[str, str]:
+    """Start every service that is not running and wait until all are healthy.
+
+    Returns {service: "started in N s" | "already running"}. On failure the services this call
+    started are stopped again, so a failed `up` leaves no half-started stack behind.
+    """
+    chosen = select(names, cfg)
+    major = java_major(cfg.java)
+    if major < MIN_JAVA:
+        raise StackError(f"Java {major} found; the stack needs Java {MIN_JAVA}+. Install a newer JDK or set JAVA_HOME.")
+    report: dict[str, str] = {}
+    started: list[ManagedProcess] = []
+    bar = tqdm(chosen, desc="stack up", unit="service", disable=quiet, file=sys.stderr)
+    try:
+        for service in bar:
+            bar.set_postfix_str(service.name)
+            proc = service.process(cfg)
+            if proc.pid() is not None:
+                if service.healthy(cfg):
+                    report[service.name] = "already running"
+                    continue
+                _wait_healthy(service, proc, cfg, timeout)
+                report[service.name] = "already running (was starting)"
+                continue
+            started.append(proc)
+            seconds = start_service(service, cfg, timeout)
+            report[service.name] = f"started in {seconds:.1f}s"
+    except BaseException:
+        for proc in reversed(started):
+            proc.stop()
+        raise
+    finally:
+        bar.close()
+    return report
+
+
+def down(cfg: Settings, names: Iterable[str] | None = None) -> dict[str, str]:
+    """Stop the services (all by default, in reverse order) and check their ports are free."""
+    report: dict[str, str] = {}
+    stopped: list[Service] = []
+    for service in reversed(select(names, cfg)):
+        if service.process(cfg).stop():
+            stopped.append(service)
+        report[service.name] = "stopped" if service in stopped else "not running"
+    deadline = time.monotonic() + 15
+    for service in stopped:
+        for port in service.ports():
+            while not port_is_free(service.host, port) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if not port_is_free(service.host, port):
+                raise StackError(
+                    f"{service.name} was stopped but port {service.host}:{port} is still taken by "
+                    f"{port_owner(port)}; stop that process by hand."
+                )
+    return report
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    pid: int | None
+    address: str
+    healthy: bool
+
+
+def status(cfg: Settings, names: Iterable[str] | None = None) -> list[ServiceStatus]:
+    """One row per service: its pid (if we started it), address and whether it answers now."""
+    return [
+        ServiceStatus(s.name, s.process(cfg).pid(), s.address(), s.healthy(cfg))
+        for s in select(names, cfg)
+    ]
+
+
+def running(cfg: Settings) -> set[str]:
+    """The services whose process this stack started and that still run."""
+    return {s.name for s in services(cfg) if s.process(cfg).pid() is not None}
+
+
+def require_up(cfg: Settings, names: Iterable[str] | None = None) -> None:
+    """Raise a StackError that says how to start the stack when any (named) service is down.
+
+    Health is asked of the service itself, whoever started it: this stack, docker-compose or a cluster.
+    """
+    down_ = [s for s in select(names, cfg) if not s.healthy(cfg)]
+    if down_:
+        names = ", ".join(f"{s.name} ({s.address()})" for s in down_)
+        raise StackError(
+            f"The stack is not running: {names} did not answer. Start it with `make up` "
+            "(or `.venv/bin/python -m lib stack up`), or point the settings at a running stack "
+            "(KAFKA_BOOTSTRAP_SERVERS, ICEBERG_REST_URI, FLINK_REST_URL)."
+        )
+
+
+def format_status(rows: list[ServiceStatus]) -> str:
+    table = [(r.service, r.pid or "-", r.address, "yes" if r.healthy else "no") for r in rows]
+    return tabulate(table, headers=["service", "pid", "address", "healthy"])
+
+
+def kill(cfg: Settings, name: str) -> int:
+    """SIGKILL a service's whole process group, as a crashed machine would; returns the pid.
+
+    No shutdown hook runs: a killed taskmanager leaves its Flink job to the jobmanager's restart
+    strategy, which resumes from the latest checkpoint once a taskmanager is back.
+    """
+    pid = select([name], cfg)[0].process(cfg).pid()
+    if pid is None:
+        raise StackError(f"{name} is not running under this stack; start it with `python -m lib stack up`")
+    os.killpg(pid, signal.SIGKILL)
+    return pid

@@ -1,0 +1,176 @@
+"""Flink's REST API, the one way the workbook talks to the session cluster once a job is submitted.
+
+Jobs, their states, checkpoints and savepoints, per-operator metrics and watermarks, failures,
+and the taskmanagers' stdout (where the print sink writes the console): all of it over HTTP at
+FLINK_REST_URL, so the same calls work against the embedded stack, docker-compose or a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+from lib.config import Settings
+from lib.errors import FlinkJobError
+
+#: Job states in which a job still runs, or will again.
+ACTIVE_STATES = ("RUNNING", "RESTARTING", "CREATED", "INITIALIZING")
+
+
+class FlinkRest:
+    """A client of one Flink cluster's REST API."""
+
+    def __init__(self, cfg: Settings, timeout: float = 10.0) -> None:
+        self.url = cfg.flink_rest_url
+        self.timeout = timeout
+
+    def _call(self, path: str, method: str = "GET", body: dict | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"} if data else {})
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            text = resp.read().decode(errors="replace")
+        return json.loads(text) if text else {}
+
+    def _text(self, path: str) -> str:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=self.timeout) as resp:
+            return resp.read().decode(errors="replace")
+
+    def overview(self) -> dict:
+        """Taskmanagers, slots and job counts of the cluster."""
+        return self._call("/overview")
+
+    def jobs(self) -> list[dict]:
+        """Every job the cluster knows (running or ended since it started), newest first."""
+        found = self._call("/jobs/overview").get("jobs", [])
+        return sorted(found, key=lambda j: j.get("start-time", 0), reverse=True)
+
+    def job(self, job_id: str) -> dict:
+        return self._call(f"/jobs/{job_id}")
+
+    def running_job(self, name: str) -> str | None:
+        """The id of the running (or restarting) job with this name, if any: a notebook re-run finds its job."""
+        for found in self.jobs():
+            if found["name"] == name and found["state"] in ACTIVE_STATES:
+                return found["jid"]
+        return None
+
+    def _raise_if_failed(self, job_id: str, state: str) -> None:
+        """A FAILED job will not come back: raise with its root exception instead of waiting on."""
+        if state == "FAILED":
+            root = self._call(f"/jobs/{job_id}/exceptions").get("root-exception", "")
+            raise FlinkJobError(f"job {job_id} FAILED: {root[:2000]}")
+
+    def wait_for_state(self, job_id: str, states: set[str], timeout_s: float = 120.0) -> str:
+        """Poll until the job is in one of `states`; a FAILED job raises with its root exception."""
+        deadline = time.monotonic() + timeout_s
+        state = "UNKNOWN"
+        while time.monotonic() < deadline:
+            state = self.job(job_id)["state"]
+            if state in states:
+                return state
+            self._raise_if_failed(job_id, state)
+            time.sleep(0.5)
+        raise FlinkJobError(f"job {job_id} stayed {state} for {timeout_s:.0f}s; expected one of {sorted(states)}")
+
+    def wait_for_tasks(self, job_id: str, timeout_s: float = 120.0) -> None:
+        """Wait until every task of a RUNNING job runs (a job is RUNNING while its tasks still deploy)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            info = self.job(job_id)
+            if info["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in info.get("vertices", [])):
+                return
+            self._raise_if_failed(job_id, info["state"])
+            time.sleep(0.5)
+        raise FlinkJobError(f"job {job_id}: not every task was RUNNING within {timeout_s:.0f}s")
+
+    def cancel(self, job_id: str, timeout_s: float = 60.0) -> str:
+        """Cancel a job and wait until it is CANCELED (or already finished)."""
+        state = self.job(job_id)["state"]
+        if state in ("CANCELED", "FINISHED", "FAILED"):
+            return state
+        self._call(f"/jobs/{job_id}?mode=cancel", method="PATCH")
+        return self.wait_for_state(job_id, {"CANCELED", "FINISHED"}, timeout_s)
+
+    def stop_with_savepoint(self, job_id: str, timeout_s: float = 120.0) -> str:
+        """Stop the job with a savepoint (a consistent snapshot taken as it stops); returns its path.
+
+        The graceful way to restart or upgrade a job: unlike a cancel, nothing after the last
+        checkpoint has to be read again, and the Iceberg sinks commit what the savepoint covers.
+        """
+        self.wait_for_tasks(job_id)  # a savepoint needs every task running, not only the job
+        # No target directory: the cluster's own execution.checkpointing.savepoint-dir decides.
+        trigger = self._call(f"/jobs/{job_id}/stop", method="POST", body={"drain": False})
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self._call(f"/jobs/{job_id}/savepoints/{trigger['request-id']}")
+            if status.get("status", {}).get("id") == "COMPLETED":
+                operation = status.get("operation", {})
+                if "location" not in operation:
+                    cause = operation.get("failure-cause", {})
+                    first = str(cause.get("stack-trace", cause)).splitlines()[0][:500]
+                    raise FlinkJobError(f"stopping job {job_id} with a savepoint failed: {first}")
+                self.wait_for_state(job_id, {"FINISHED", "CANCELED"}, timeout_s=max(5.0, deadline - time.monotonic()))
+                return operation["location"]
+            time.sleep(0.5)
+        raise FlinkJobError(f"job {job_id}: the stop-with-savepoint did not complete within {timeout_s:.0f}s")
+
+    def checkpoints(self, job_id: str) -> dict:
+        """The job's checkpoint statistics: counts, latest completed, history."""
+        return self._call(f"/jobs/{job_id}/checkpoints")
+
+    def latest_checkpoint(self, job_id: str) -> dict | None:
+        """The job's latest completed checkpoint (id, external_path, state_size, end_to_end_duration), or None."""
+        return (self.checkpoints(job_id).get("latest") or {}).get("completed")
+
+    def restored_from(self, job_id: str) -> str | None:
+        """The checkpoint or savepoint this job's state was restored from, or None for a fresh start."""
+        return ((self.checkpoints(job_id).get("latest") or {}).get("restored") or {}).get("external_path")
+
+    def wait_for_checkpoint(self, job_id: str, after_id: int = 0, timeout_s: float = 120.0) -> dict:
+        """Wait for a completed checkpoint newer than `after_id`; returns it (what it covers is now committed)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            done = self.latest_checkpoint(job_id)
+            if done and done["id"] > after_id:
+                return done
+            self._raise_if_failed(job_id, self.job(job_id)["state"])
+            time.sleep(0.5)
+        raise FlinkJobError(f"job {job_id}: no checkpoint after #{after_id} within {timeout_s:.0f}s")
+
+    def vertex_metrics(self, job_id: str) -> list[dict]:
+        """Per operator chain: name, status, records in and out, and its current input watermark (ms or None)."""
+        rows = []
+        for vertex in self.job(job_id).get("vertices", []):
+            marks = self._call(f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks")
+            values = [int(float(m["value"])) for m in marks if "currentInputWatermark" in m["id"]]
+            low = min(values) if values else None
+            rows.append({
+                "operator": vertex["name"],
+                "status": vertex["status"],
+                "records_in": vertex["metrics"].get("read-records", 0),
+                "records_out": vertex["metrics"].get("write-records", 0),
+                # Long.MIN_VALUE means "no watermark yet".
+                "watermark_ms": low if low is not None and low > -(2**62) else None,
+            })
+        return rows
+
+    def exceptions(self, job_id: str) -> list[str]:
+        """The job's recent failures, newest first (a restarting job shows why here)."""
+        history = self._call(f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", [])
+        return [f"{e.get('exceptionName', '?')}: {str(e.get('stacktrace', '')).splitlines()[0][:300]}" for e in history]
+
+    def console_lines(self, tag: str, last: int | None = 10) -> list[str]:
+        """Lines a print sink with this identifier wrote to the taskmanagers' stdout, oldest first.
+
+        `last`: how many of the newest (None: all). Read through the REST API's stdout endpoint,
+        never from the taskmanager's files, so it works wherever the cluster runs.
+        """
+        prefix = f"{tag}> "
+        found: list[str] = []
+        for manager in self._call("/taskmanagers").get("taskmanagers", []):
+            text = self._text(f"/taskmanagers/{manager['id']}/stdout")
+            found += [line for line in text.splitlines() if line.startswith(prefix)]
+        return found[-last:] if last else found

@@ -1,0 +1,113 @@
+"""The manifest of a produced batch: what the broker acknowledged, per kind and per partition.
+
+Later notebooks and tests check their counts against it; `expected()` says what each table must
+gain from this batch alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lib.config import Settings
+from lib.traffic.plan import Record
+
+
+@dataclass
+class Manifest:
+    """What one `produce` call delivered, as acknowledged by the broker."""
+
+    topic: str
+    seed: int
+    requests: int = 0  # distinct valid events
+    failed_requests: int = 0
+    late_events: int = 0
+    duplicates: int = 0
+    duplicates_cross_partition: int = 0
+    invalid_events: int = 0
+    malformed: dict[str, int] = field(default_factory=dict)
+    records: int = 0
+    per_partition: dict[int, int] = field(default_factory=dict)
+    offsets: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> [first, next)
+    by_operation: dict[str, int] = field(default_factory=dict)
+    first_event_time: str = ""
+    last_event_time: str = ""
+    seconds: float = 0.0
+    mode: str = "direct"
+
+    @property
+    def malformed_total(self) -> int:
+        return sum(self.malformed.values())
+
+    @property
+    def distinct_events(self) -> int:
+        """Distinct event_ids: what Bronze keeps (valid requests plus invalid events)."""
+        return self.requests + self.invalid_events
+
+    def expected(self) -> dict[str, int]:
+        """The counts later layers must reach for this batch alone."""
+        return {
+            "bronze.conversion_events": self.distinct_events,
+            "bronze.dead_letter": self.malformed_total,
+            "silver.conversion_events": self.requests,
+            "silver.rejected_events": self.invalid_events,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["malformed_total"] = self.malformed_total
+        doc["distinct_events"] = self.distinct_events
+        doc["expected"] = self.expected()
+        return doc
+
+    def summary_rows(self) -> list[tuple[str, int]]:
+        rows = [
+            ("requests (distinct valid events)", self.requests),
+            ("  of which failed conversions", self.failed_requests),
+            ("  of which late (hours/days old)", self.late_events),
+            ("duplicate deliveries", self.duplicates),
+            ("  of which to another partition", self.duplicates_cross_partition),
+            ("invalid events (Silver rejects)", self.invalid_events),
+        ]
+        rows += [(f"malformed: {k}", v) for k, v in sorted(self.malformed.items())]
+        rows += [(f"records in partition {p}", n) for p, n in sorted(self.per_partition.items())]
+        rows.append(("records in all", self.records))
+        return rows
+
+
+def count_record(manifest: Manifest, record: Record, partition: int, offset: int | None) -> None:
+    manifest.records += 1
+    manifest.per_partition[partition] = manifest.per_partition.get(partition, 0) + 1
+    if offset is not None:
+        first, nxt = manifest.offsets.get(partition, (offset, offset + 1))
+        manifest.offsets[partition] = (min(first, offset), max(nxt, offset + 1))
+    if record.kind == "event":
+        manifest.requests += 1
+        manifest.failed_requests += 0 if record.success else 1
+        manifest.late_events += record.late
+        op = record.operation or "?"
+        manifest.by_operation[op] = manifest.by_operation.get(op, 0) + 1
+    elif record.kind == "duplicate":
+        manifest.duplicates += 1
+        manifest.duplicates_cross_partition += record.cross_partition
+    elif record.kind == "invalid":
+        manifest.invalid_events += 1
+    else:
+        kind = record.kind.split(":", 1)[1]
+        manifest.malformed[kind] = manifest.malformed.get(kind, 0) + 1
+
+
+def manifests_dir(cfg: Settings) -> Path:
+    return cfg.stack_home / "manifests"
+
+
+def save_manifest(cfg: Settings, manifest: Manifest) -> Path:
+    """Keep the manifest beside the stack's data: the topic holds the sum of all of them."""
+    folder = manifests_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}.json"
+    path.write_text(json.dumps(manifest.to_dict(), indent=1))
+    return path

@@ -1,0 +1,78 @@
+"""The event contract's two rules, case by case: what is malformed (a dead letter) and what Silver rejects."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from lib.service.events import handle_request, malformed_reason, validation_reason
+
+WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _valid(**changes: object) -> str:
+    doc = handle_request("to_roman", "1994", "alice", event_id="e-1", event_time=WHEN).as_dict()
+    doc.update(changes)
+    return json.dumps(doc)
+
+
+def _without(name: str) -> str:
+    doc = json.loads(_valid())
+    del doc[name]
+    return json.dumps(doc)
+
+
+def test_a_real_answer_is_valid_success_or_failure() -> None:
+    assert validation_reason(_valid()) is None
+    failed = handle_request("from_roman", "IIII", "bob", event_id="e-2", event_time=WHEN).to_json()
+    assert validation_reason(failed) is None
+    assert validation_reason(_valid().encode()) is None  # bytes as Kafka hands them over
+
+
+@pytest.mark.parametrize(("payload", "code", "detail"), [
+    (_without("user_id"), "missing_field", "user_id"),
+    (_valid(user_id="  "), "missing_field", "user_id"),
+    (_valid(operation=7), "missing_field", "operation"),
+    (_without("input"), "missing_field", "input"),
+    (_valid(event_time="yesterday at noon"), "bad_event_time", "'yesterday at noon' is not ISO-8601"),
+    (_valid(event_time="2026-11-20T12:00:00"), "bad_event_time", "no UTC offset"),
+    (_valid(operation="to_greek"), "bad_operation", "'to_greek' is not one of to_roman, from_roman"),
+    (_valid(success="yes"), "bad_success", "not a boolean"),
+    (_without("success"), "bad_success", "missing"),
+    (_valid(latency_ms="fast"), "bad_latency", "not a number"),
+    (_valid(latency_ms=-1), "bad_latency", "negative"),
+    (_valid(latency_ms=True), "bad_latency", "not a number"),
+    (_valid(schema_version=2), "bad_schema_version", "2 is not 1"),
+    (_without("schema_version"), "bad_schema_version", "None is not 1"),
+    (_valid(output=None), "inconsistent", "a successful event needs an output"),
+    (_valid(error="boom"), "inconsistent", "a successful event needs an output and no error"),
+    (_valid(output="MCMXCV"), "wrong_output", "'MCMXCV' is not to_roman('1994') = 'MCMXCIV'"),
+    (_valid(input="0"), "wrong_output", "success=true but '0' has no to_roman answer"),
+    (_valid(success=False), "inconsistent", "a failed event needs an error and no output"),
+    (_valid(success=False, output=None, error=None), "inconsistent", "a failed event needs an error"),
+])
+def test_each_broken_field_has_its_code_and_says_what_is_wrong(payload: str, code: str, detail: str) -> None:
+    reason = validation_reason(payload)
+    assert reason is not None and reason.startswith(f"{code}: "), reason
+    assert detail in reason
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (None, "empty record (null value)"),
+    (b'{"event_id": "x", "user_id": trunc', "not JSON: JSONDecodeError"),
+    (b"{\"event_id\": \"\xc3\x28\"}", "not JSON: UnicodeDecodeError"),
+    (b'["to_roman", 12]', "not a JSON object: list"),
+    (b'{"user_id": "u"}', "missing or unusable event_id"),
+    (b'{"event_id": 42}', "missing or unusable event_id"),
+    (b'{"event_id": "  "}', "missing or unusable event_id"),
+])
+def test_malformed_records_are_named(value: bytes | None, reason: str) -> None:
+    assert malformed_reason(value) == reason
+
+
+def test_an_event_with_a_wrong_type_is_not_malformed_but_rejected_later() -> None:
+    payload = _valid(latency_ms="fast")
+    assert malformed_reason(payload.encode()) is None
+    assert validation_reason(payload).startswith("bad_latency")

@@ -1,0 +1,95 @@
+"""The medallion's Spark transforms on a plain local session: no Kafka, no catalog, no service.
+
+Each transform gets a small hand-made batch whose right answer is obvious, so a change that breaks
+the split, the first-delivery rule, the pruning predicate or Gold's arithmetic fails here in
+seconds, before any integration test starts a stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from lib.medallion.bronze import first_delivery, split
+from lib.medallion.gold import aggregate
+from lib.medallion.spark import local_session
+from lib.medallion.tables import date_predicate, naive_utc
+from lib.service.events import handle_request
+
+WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+RAW = "topic STRING, partition INT, offset BIGINT, timestamp TIMESTAMP, value BINARY"
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    session = local_session()
+    yield session
+    session.stop()
+
+
+def _event(event_id: str, when: datetime = WHEN, user: str = "alice") -> bytes:
+    return handle_request("to_roman", "1994", user, event_id=event_id, event_time=when).to_json()
+
+
+def _raw(spark: SparkSession, values: list[tuple[int, int, bytes | None]]) -> DataFrame:
+    rows = [("t", partition, offset, naive_utc(WHEN), value) for partition, offset, value in values]
+    return spark.createDataFrame(rows, RAW)
+
+
+def test_split_sends_each_record_to_events_or_dead_letters_with_its_reason(spark: SparkSession) -> None:
+    raw = _raw(spark, [(0, 0, _event("a")), (0, 1, b"not json"), (1, 0, b'{"user_id": "u"}'),
+                       (1, 1, None), (2, 0, _event("b", WHEN - timedelta(days=3)))])
+    events, dead = split(raw, naive_utc(WHEN))
+    got = {r.event_id: (r.event_date, r.user_id, r.kafka_partition) for r in events.collect()}
+    assert got == {"a": (date(2026, 11, 20), "alice", 0), "b": (date(2026, 11, 17), "alice", 2)}
+    reasons = {(r.kafka_partition, r.kafka_offset): r.reason for r in dead.collect()}
+    assert reasons == {(0, 1): "not JSON: JSONDecodeError", (1, 0): "missing or unusable event_id",
+                       (1, 1): "empty record (null value)"}
+
+
+def test_an_unparsable_event_time_lands_with_a_null_date(spark: SparkSession) -> None:
+    payload = _event("c").replace(b"2026-11-20T12:00:00.000+00:00", b"yesterday at noon")
+    events, dead = split(_raw(spark, [(0, 0, payload)]), naive_utc(WHEN))
+    row = events.collect()[0]
+    assert (row.event_id, row.event_time, row.event_date) == ("c", None, None)
+    assert dead.count() == 0
+
+
+def test_first_delivery_keeps_the_lowest_partition_then_offset(spark: SparkSession) -> None:
+    raw = _raw(spark, [(2, 5, _event("a")), (0, 9, _event("a")), (0, 3, _event("a")), (1, 0, _event("b"))])
+    events, _ = split(raw, naive_utc(WHEN))
+    kept = {r.event_id: (r.kafka_partition, r.kafka_offset) for r in first_delivery(events).collect()}
+    assert kept == {"a": (0, 3), "b": (1, 0)}
+
+
+def test_the_date_predicate_names_the_batch_dates_and_the_slack(spark: SparkSession) -> None:
+    raw = _raw(spark, [(0, 0, _event("a")), (0, 1, _event("b", WHEN + timedelta(days=2)))])
+    events, _ = split(raw, naive_utc(WHEN))
+    assert date_predicate(spark, events) == "(t.event_date IN ('2026-11-20', '2026-11-22'))"
+    wide = date_predicate(spark, events, slack=timedelta(days=1))
+    assert wide == ("(t.event_date IN ('2026-11-19', '2026-11-20', '2026-11-21', '2026-11-22', '2026-11-23'))")
+    undated = events.where("event_id = 'a'").selectExpr("CAST(NULL AS DATE) AS event_date")
+    assert date_predicate(spark, undated) == "(t.event_date IS NULL)"
+    assert date_predicate(spark, events.where("FALSE")) == "FALSE"
+
+
+def test_gold_aggregates_each_day_and_user(spark: SparkSession) -> None:
+    noon = naive_utc(WHEN)
+    silver = spark.createDataFrame([
+        (date(2026, 11, 20), "alice", True, "to_roman", 1.0, noon),
+        (date(2026, 11, 20), "alice", False, "from_roman", 3.0, noon + timedelta(hours=2)),
+        (date(2026, 11, 20), "bob", True, "from_roman", 2.0, noon),
+        (date(2026, 11, 21), "alice", True, "to_roman", 4.0, noon + timedelta(days=1)),
+    ], "event_date DATE, user_id STRING, success BOOLEAN, operation STRING, latency_ms DOUBLE, event_time TIMESTAMP")
+    rows = {(r.event_date, r.user_id): r for r in aggregate(silver, noon).collect()}
+    alice = rows[(date(2026, 11, 20), "alice")]
+    assert (alice.total_requests, alice.successful_requests, alice.failed_requests) == (2, 1, 1)
+    assert (alice.to_roman_requests, alice.from_roman_requests, alice.avg_latency_ms) == (1, 1, 2.0)
+    assert (alice.first_event_time, alice.last_event_time) == (noon, noon + timedelta(hours=2))
+    assert alice.generated_at == noon
+    assert rows[(date(2026, 11, 20), "bob")].from_roman_requests == 1
+    assert rows[(date(2026, 11, 21), "alice")].total_requests == 1
+    assert len(rows) == 3
