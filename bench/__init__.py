@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from lib import stack
+from lib.config import Settings
+
 
 @contextmanager
-def services(names: list[str]) -> Iterator[None]:
+def services(cfg: Settings, names: list[str]) -> Iterator[None]:
     """Start these stack services for a benchmark; stop, after, only those it started."""
-    from lib import stack
-
-    before = stack.running()
-    stack.up(names, quiet=True)
+    before = stack.running(cfg)
+    stack.up(cfg, names, quiet=True)
     try:
         yield
     finally:
-        started = stack.running() - before
+        started = stack.running(cfg) - before
         if started:
-            stack.down(sorted(started))
+            stack.down(cfg, sorted(started))

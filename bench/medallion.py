@@ -12,22 +12,32 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
 from tabulate import tabulate
 
+from lib import stack
+from lib.config import ROOT, Settings, settings
+from lib.medallion.tables import BRONZE_EVENTS, DDL, GOLD_DAILY, SILVER_EVENTS, create_tables, naive_utc
+from lib.traffic.produce import produce
+
 RESULTS = Path(__file__).parent / "results"
-PRIVATE = {
-    "STACK_HOME": str(Path(__file__).resolve().parent.parent / "build" / "bench-stack"),
-    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
-    "ICEBERG_REST_URI": "http://127.0.0.1:18181",
-    "ROMAN_SERVICE_URL": "http://127.0.0.1:18000",
-}
+#: The benchmark's own stack, beside the workbook's: other ports, other home, other warehouse.
+PRIVATE_HOME = ROOT / "build" / "bench-stack"
+
+
+def private_settings() -> Settings:
+    """The workbook's settings moved to the private stack (every service started gets these)."""
+    return replace(settings(), stack_home=PRIVATE_HOME, iceberg_warehouse=(PRIVATE_HOME / "warehouse").as_uri(),
+                   kafka_bootstrap_servers="127.0.0.1:19092", iceberg_rest_uri="http://127.0.0.1:18181",
+                   roman_service_url="http://127.0.0.1:18000")
+
+
 END_TO_END = 200_000
 BATCH = 10_000
 SIZES = (100_000, 1_000_000)
@@ -71,8 +81,6 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 
 def reset_tables(spark) -> None:
-    from lib.tables import DDL, create_tables
-
     for table in DDL:
         spark.sql(f"DROP TABLE IF EXISTS {table} PURGE")
     create_tables(spark)
@@ -80,9 +88,10 @@ def reset_tables(spark) -> None:
 
 def seed_history(spark, rows: int) -> None:
     """`rows` old events straight into Bronze, Silver and Gold, spread over 200 days of event_date."""
-    from lib.gold import aggregate
-    from lib.tables import BRONZE_EVENTS, GOLD_DAILY, SILVER_EVENTS
+    # Spark imports stay in the functions: `python -m bench produce` or `stream` never loads pyspark.
     from pyspark.sql import functions as F
+
+    from lib.medallion.gold import aggregate
 
     old = datetime(2025, 1, 1)
     base = spark.range(rows).select(
@@ -106,78 +115,66 @@ def seed_history(spark, rows: int) -> None:
     aggregate(silver, old).select(*spark.table(GOLD_DAILY).columns).writeTo(GOLD_DAILY).append()
 
 
-def layer_times(spark, events: int, seed: int) -> dict[str, float]:
+def layer_times(spark, cfg: Settings, events: int, seed: int) -> dict[str, float]:
     """Produce a batch, then time one run of each layer over exactly that batch."""
-    from lib.bronze import run_bronze
-    from lib.gold import run_gold
-    from lib.silver import run_silver
+    # Spark imports stay in the functions: `python -m bench produce` or `stream` never loads pyspark.
+    from lib.medallion.bronze import run_bronze
+    from lib.medallion.gold import run_gold
+    from lib.medallion.silver import run_silver
 
-    from lib.traffic import produce
-
-    produce(events, seed=seed, progress=False, save=False)
+    produce(cfg, events, seed=seed, progress=False, save=False)
     t0 = datetime.now(UTC)
-    tb, _ = timed(run_bronze, spark)
+    tb, _ = timed(run_bronze, spark, cfg)
     t1 = datetime.now(UTC)
     ts, _ = timed(run_silver, spark, t0, t1)
     tg, _ = timed(run_gold, spark, t1, datetime.now(UTC) + timedelta(seconds=1))
     return {"bronze": tb, "silver": ts, "gold": tg}
 
 
-def merge_overhead(spark, seed: int) -> dict[str, float]:
+def merge_overhead(spark, cfg: Settings, seed: int) -> dict[str, float]:
     """Bronze's MERGE against a plain append of the same deduplicated batch."""
-    from lib.bronze import first_delivery, offset_ranges, read_kafka, run_bronze, split
-    from lib.tables import BRONZE_EVENTS, naive_utc
+    # Spark imports stay in the functions: `python -m bench produce` or `stream` never loads pyspark.
+    from lib.medallion.bronze import first_delivery, offset_ranges, read_kafka, run_bronze, split
 
-    from lib.traffic import produce
-
-    produce(BATCH, seed=seed, progress=False, save=False)
-    ranges = offset_ranges(spark, backfill=False)
+    produce(cfg, BATCH, seed=seed, progress=False, save=False)
+    ranges = offset_ranges(spark, cfg, backfill=False)
     spark.sql("CREATE NAMESPACE IF NOT EXISTS bench")
     spark.sql("DROP TABLE IF EXISTS bench.append_only PURGE")
     spark.sql(f"CREATE TABLE bench.append_only USING iceberg PARTITIONED BY (event_date) "
               f"AS SELECT * FROM {BRONZE_EVENTS} LIMIT 0")
 
     def append() -> None:
-        events, _ = split(read_kafka(spark, ranges), naive_utc())
+        events, _ = split(read_kafka(spark, cfg, ranges), naive_utc())
         batch = first_delivery(events)
         batch.select(*spark.table("bench.append_only").columns).writeTo("bench.append_only").append()
 
     t_append, _ = timed(append)
-    t_merge, _ = timed(run_bronze, spark)
+    t_merge, _ = timed(run_bronze, spark, cfg)
     return {"append_s": t_append, "merge_s": t_merge, "ratio": t_merge / t_append}
 
 
 def main() -> dict:
-    from lib.spark import spark_session
+    # Spark imports stay in the functions: `python -m bench produce` or `stream` never loads pyspark.
+    from lib.medallion.spark import spark_session
 
-    from lib import stack
-    from lib.config import settings
-
-    saved = {k: os.environ.get(k) for k in PRIVATE}
-    os.environ.update(PRIVATE)
-    stack.up(["kafka", "roman-service", "iceberg-rest"], quiet=True)
-    cfg = settings()
+    cfg = private_settings()
+    stack.up(cfg, ["kafka", "roman-service", "iceberg-rest"], quiet=True)
     pids = [pid for pid in (s.process(cfg).pid() for s in stack.select(["kafka", "iceberg-rest"], cfg)) if pid]
     try:
-        spark = spark_session("bench-medallion")
+        spark = spark_session(cfg, "bench-medallion")
         reset_tables(spark)
         with PeakMemory(pids) as memory:
-            e2e = layer_times(spark, END_TO_END, seed=2001)
+            e2e = layer_times(spark, cfg, END_TO_END, seed=2001)
         records = round(END_TO_END * 1.07)
         scaling = {}
         for size in SIZES:
             reset_tables(spark)
             seed_history(spark, size)
-            layer_times(spark, 1000, seed=size + 1)  # warm-up: JIT, caches, first files of today
-            scaling[size] = layer_times(spark, BATCH, seed=size + 2)
-        overhead = merge_overhead(spark, seed=9001)
+            layer_times(spark, cfg, 1000, seed=size + 1)  # warm-up: JIT, caches, first files of today
+            scaling[size] = layer_times(spark, cfg, BATCH, seed=size + 2)
+        overhead = merge_overhead(spark, cfg, seed=9001)
     finally:
-        stack.down(["kafka", "roman-service", "iceberg-rest"])
-        for key, value in saved.items():  # the workbook's own stack is addressed again
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        stack.down(cfg, ["kafka", "roman-service", "iceberg-rest"])
     small, large = scaling[SIZES[0]], scaling[SIZES[1]]
     ratios = {layer: large[layer] / small[layer] for layer in small}
     result = {

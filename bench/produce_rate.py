@@ -15,7 +15,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from lib.traffic import plan, produce
+from bench import services
+from lib.config import Settings, settings
+from lib.traffic.plan import plan
+from lib.traffic.produce import produce
 
 RESULTS = Path(__file__).parent / "results"
 DIRECT_EVENTS = 100_000
@@ -24,21 +27,17 @@ GOAL_DIRECT = 20_000
 
 
 def main() -> dict:
-    from bench import services
-
-    with services(["kafka", "roman-service"]):
-        return _measure()
-
-
-def _measure() -> dict:
-    from lib.config import settings
-
     cfg = settings()
+    with services(cfg, ["kafka", "roman-service"]):
+        return _measure(cfg)
+
+
+def _measure(cfg: Settings) -> dict:
     began = time.monotonic()
     plan(DIRECT_EVENTS, 101, datetime.now(UTC), cfg.events_partitions)
     plan_s = time.monotonic() - began
-    direct = produce(DIRECT_EVENTS, seed=101, progress=False, save=False)
-    via = produce(SERVICE_EVENTS, seed=102, progress=False, save=False, via_service=True)
+    direct = produce(cfg, DIRECT_EVENTS, seed=101, progress=False, save=False)
+    via = produce(cfg, SERVICE_EVENTS, seed=102, progress=False, save=False, via_service=True)
     direct_rate = direct.records / direct.seconds
     via_rate = via.records / via.seconds
     result = {

@@ -17,10 +17,21 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tabulate import tabulate
+
+from bench import services
+from lib.config import Settings, settings
+from lib.kafka import ensure_topic
+from lib.medallion.catalog import catalog
+from lib.stream import lifecycle
+from lib.stream.job import CONSOLE_TAG, STREAM_EVENTS, StreamJob
+from lib.stream.rest import FlinkRest
+from lib.traffic.live import steady
+from lib.traffic.produce import produce
 
 RESULTS = Path(__file__).parent / "results"
 RATE = 1000
@@ -32,10 +43,9 @@ SERVICES = ["kafka", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
 
 
 def main() -> dict:
-    from bench import services
-
-    with services(SERVICES):
-        return _measure()
+    cfg = settings()
+    with services(cfg, SERVICES):
+        return _measure(cfg)
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -45,44 +55,30 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "max_s": round(ordered[-1], 3)}
 
 
-def _job(label: str, stamp: str):
-    from lib.topics import ensure_topic
-
-    from lib import stream
-    from lib.config import settings
-
-    cfg = settings()
+def _job(cfg: Settings, label: str, stamp: str) -> StreamJob:
     topic = f"bench-{label}-{stamp}"
     ensure_topic(cfg.kafka_bootstrap_servers, topic, cfg.events_partitions)
-    return stream.StreamJob(name=f"bench-{topic}", topic=topic, group_id=topic, checkpoint_interval=CHECKPOINT)
+    return StreamJob(name=f"bench-{topic}", topic=topic, group_id=topic, checkpoint_interval=CHECKPOINT)
 
 
-def latency(stamp: str) -> dict:
-    from lib.catalog import catalog
-    from lib.live_traffic import steady
-
-    from lib import flink, stream
-
-    job = _job("latency", stamp)
-    job_id = stream.start(job)
+def latency(cfg: Settings, stamp: str) -> dict:
+    flink = FlinkRest(cfg)
+    job = _job(cfg, "latency", stamp)
+    job_id = lifecycle.start(cfg, job)
     flink.wait_for_checkpoint(job_id)
-    os.environ["EVENTS_TOPIC"] = job.topic
-    try:
-        live = steady(SECONDS, RATE, seed=1, users=12, late_share=0, duplicate_share=0, jitter_s=0,
-                      user_prefix=f"bench-{stamp}", progress=False)
-    finally:
-        os.environ.pop("EVENTS_TOPIC")
-    stream.wait_caught_up(job_id, job, progress=False)
-    flink.cancel(job_id)
+    live = steady(replace(cfg, events_topic=job.topic), SECONDS, RATE, seed=1, users=12, late_share=0,
+                  duplicate_share=0, jitter_s=0, user_prefix=f"bench-{stamp}", progress=False)
+    lifecycle.wait_caught_up(cfg, job_id, job, progress=False)
+    lifecycle.cancel(cfg, job_id)
     ids = set(live.event_ids)
 
     console = []
-    for line in flink.console_lines(stream.CONSOLE_TAG, last=None, tail_bytes=256 << 20):
+    for line in flink.console_lines(CONSOLE_TAG, last=None):
         fields = line.split("+I[", 1)[1].rstrip("]").split(", ")
         if fields[0] in ids:
             console.append((datetime.fromisoformat(fields[-1]) - datetime.fromisoformat(fields[1])).total_seconds())
 
-    table = catalog().load_table(stream.STREAM_EVENTS)
+    table = catalog(cfg).load_table(STREAM_EVENTS)
     seen: set[str] = set()
     visible = []
     for snap in sorted(table.snapshots(), key=lambda s: s.timestamp_ms):
@@ -98,31 +94,24 @@ def latency(stamp: str) -> dict:
             "console_goal_p99_s": GOAL_CONSOLE_P99_S}
 
 
-def sustained(stamp: str) -> dict:
-    from lib import flink, stream
-    from lib.traffic import produce
-
-    job = _job("rate", stamp)
-    os.environ["EVENTS_TOPIC"] = job.topic
-    try:
-        manifest = produce(BACKLOG, seed=3, start=datetime.now(UTC) - timedelta(hours=1), progress=False,
-                           save=False)
-    finally:
-        os.environ.pop("EVENTS_TOPIC")
+def sustained(cfg: Settings, stamp: str) -> dict:
+    job = _job(cfg, "rate", stamp)
+    manifest = produce(replace(cfg, events_topic=job.topic), BACKLOG, seed=3,
+                       start=datetime.now(UTC) - timedelta(hours=1), progress=False, save=False)
     began = time.monotonic()
-    job_id = stream.start(job)
+    job_id = lifecycle.start(cfg, job)
     running = time.monotonic()
-    stream.wait_caught_up(job_id, job, progress=False)
+    lifecycle.wait_caught_up(cfg, job_id, job, progress=False)
     done = time.monotonic()
-    flink.cancel(job_id)
+    lifecycle.cancel(cfg, job_id)
     return {"records": manifest.records, "submit_s": round(running - began, 2),
             "consume_s": round(done - running, 2), "records_per_s": round(manifest.records / (done - running))}
 
 
-def _measure() -> dict:
+def _measure(cfg: Settings) -> dict:
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    lat = latency(stamp)
-    rate = sustained(stamp)
+    lat = latency(cfg, stamp)
+    rate = sustained(cfg, stamp)
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "when": datetime.now(UTC).isoformat(),
               "checkpoint_interval": CHECKPOINT, "latency": lat, "sustained": rate}
     RESULTS.mkdir(exist_ok=True)

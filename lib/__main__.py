@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     stream_cmd.add_argument("--dedup-ttl", default="1 h", help="how long an event_id is remembered, e.g. '30 min'")
     stream_cmd.add_argument("--checkpoint-interval", default="5s", help="e.g. '5s'; the Iceberg sinks commit on each")
     stream_cmd.add_argument("--lines", type=_positive_int, default=20, help="tail: how many console lines")
+    stream_cmd.add_argument("--fresh", action="store_true",
+                            help="start: ignore kept checkpoints and savepoints (after a change of the job's SQL)")
 
     sub.add_parser("workbook", help="what `make run` does: stack up, every notebook, summary, stack down")
     sub.add_parser("kernel", help="register the .venv Jupyter kernel used by papermill and nbval")
@@ -126,7 +128,7 @@ def _stream_command(args: argparse.Namespace, cfg: Settings) -> int:
     flink = FlinkRest(cfg)
     job_id = flink.running_job(job.name)
     if args.action == "start":
-        job_id = lifecycle.start(cfg, job)
+        job_id = lifecycle.start(cfg, job, fresh=args.fresh)
         resumed = flink.restored_from(job_id)
         print(f"{job.name} RUNNING as {job_id}" + (f" (resumed from {resumed})" if resumed else ""))
         return 0

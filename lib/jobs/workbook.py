@@ -13,11 +13,11 @@ from tabulate import tabulate
 
 from lib import stack
 from lib.config import Settings
+from lib.jobs import smoke
 from lib.jobs.runner import NOTEBOOKS, execute, run_folder
 from lib.medallion.invariants import check_all
 from lib.medallion.spark import spark_session
 from lib.medallion.tables import DDL
-from lib.stack import smoke
 from lib.stream.job import STREAM_TABLES
 
 

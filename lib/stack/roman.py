@@ -19,7 +19,14 @@ class RomanService(Service):
         return [sys.executable, "-m", "lib.service.api", "--host", self.host, "--port", str(self.port)]
 
     def environment(self, cfg: Settings) -> dict[str, str]:
-        return {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        # The service is its own process with its own edge: hand it these settings, not the parent's environment.
+        return {
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "KAFKA_BOOTSTRAP_SERVERS": cfg.kafka_bootstrap_servers,
+            "EVENTS_TOPIC": cfg.events_topic,
+            "ROMAN_SERVICE_URL": cfg.roman_service_url,
+        }
 
     def healthy(self, cfg: Settings) -> bool:
         try:

@@ -144,13 +144,19 @@ def restore_point(cfg: Settings, name: str) -> str | None:
     return max(candidates)[1] if candidates else None
 
 
-def start(cfg: Settings, job: StreamJob | None = None) -> str:
+def start(cfg: Settings, job: StreamJob | None = None, fresh: bool = False) -> str:
     """The job's id: the one already running under its name, else a submission that resumes from the
     newest restore point of an earlier run (offsets and dedup state), else a fresh one that reads
-    from the group's committed offsets (the earliest, the first time)."""
+    from the group's committed offsets (the earliest, the first time).
+
+    `fresh`: ignore every restore point (after a change of the job's SQL that its state cannot
+    follow); the group's committed offsets still say where to read from, the dedup state starts empty.
+    """
     job = job or StreamJob()
     flink = FlinkRest(cfg)
-    job_id = flink.running_job(job.name) or submit(cfg, job, restore_from=restore_point(cfg, job.name))
+    job_id = flink.running_job(job.name)
+    if job_id is None:
+        job_id = submit(cfg, job, restore_from=None if fresh else restore_point(cfg, job.name))
     flink.wait_for_tasks(job_id)
     return job_id
 
