@@ -50,8 +50,9 @@ $(KERNEL): $(VENV)/.installed lib/jobs/kernel.py
 run: setup ## Start the stack, execute the notebooks into runs/<UTC timestamp>/, print a summary, stop the stack
 	$(VPY) -m lib workbook
 
-test: setup lint ## All three tiers in one session (one stack): unit, integration, nbval over notebooks/
-	$(VPY) -m pytest tests/unit tests/integration notebooks $(NBVAL)
+test: setup lint ## The three tiers: unit, then integration and nbval over notebooks/ in one session (one stack)
+	$(VPY) -m pytest tests/unit
+	$(VPY) -m pytest tests/integration notebooks $(NBVAL)
 
 test-unit: $(VENV)/.installed ## Unit tests: no service started, no port of the stack needed
 	$(VPY) -m pytest tests/unit

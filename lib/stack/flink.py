@@ -179,7 +179,8 @@ class FlinkProcess(Service):
         addr = cfg.flink_address
         self.role = role
         extra = (cfg.flink_rpc_port, cfg.flink_blob_port) if role == "jobmanager" else ()
-        super().__init__(f"flink-{role}", addr.host, addr.port, "FLINK_REST_URL", extra)
+        moved_by = "FLINK_REST_URL (and FLINK_RPC_PORT, FLINK_BLOB_PORT)" if extra else "FLINK_REST_URL"
+        super().__init__(f"flink-{role}", addr.host, addr.port, moved_by, extra)
 
     def ports(self) -> tuple[int, ...]:
         return self.extra_ports if self.role == "taskmanager" else super().ports()
