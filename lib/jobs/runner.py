@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import papermill
 from papermill.exceptions import PapermillExecutionError
 
@@ -92,16 +93,32 @@ def execute(notebook: str, parameters: dict[str, Any], out_dir: Path, progress: 
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist; the notebooks are listed in README.md.")
     target = out_dir / notebook
-    papermill.execute_notebook(
-        str(source),
-        str(target),
-        parameters=parameters,
-        kernel_name=KERNEL_NAME,
-        cwd=str(NOTEBOOKS),
-        progress_bar=progress,
-        log_output=False,
-    )
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(target),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            cwd=str(NOTEBOOKS),
+            progress_bar=progress,
+            log_output=False,
+        )
+    finally:
+        if target.exists():  # a failed run keeps its notebook too
+            _paths_relative_to_the_repo(target)
     return target
+
+
+def _paths_relative_to_the_repo(executed: Path) -> None:
+    """Papermill records the absolute paths it was given; keep them relative to the repository, so
+    an executed notebook says nothing about the machine that ran it."""
+    notebook = nbformat.read(executed, as_version=4)
+    meta = notebook.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        path = Path(meta.get(key) or "")
+        if path.is_absolute() and path.is_relative_to(ROOT):
+            meta[key] = str(path.relative_to(ROOT))
+    nbformat.write(notebook, executed)
 
 
 def layer_parameters(layer: str, start: str | None, end: str | None, backfill: bool) -> dict[str, Any]:
