@@ -11,8 +11,11 @@ from tabulate import tabulate
 from lib import stack
 from lib.config import Settings, settings
 from lib.errors import ConfigError, ParameterError, WorkbookError
+from lib.jobs.history import RunHistory
 from lib.jobs.kernel import install
-from lib.jobs.runner import LAYERS, run_layer
+from lib.jobs.registry import JOBS, job, parse_time
+from lib.jobs.runner import run_job
+from lib.jobs.scheduler import Retry, schedule
 from lib.stream import lifecycle
 from lib.stream.job import CONSOLE_TAG, StreamJob
 from lib.stream.rest import FlinkRest
@@ -27,11 +30,24 @@ def _parser() -> argparse.ArgumentParser:
     stack_cmd.add_argument("action", choices=["up", "down", "status"])
     stack_cmd.add_argument("--service", action="append", help="only this service (repeatable)")
 
-    run_cmd = sub.add_parser("run", help="execute a layer's notebook with papermill into runs/")
-    run_cmd.add_argument("layer", help=f"one of: {', '.join(LAYERS)}")
+    run_cmd = sub.add_parser("run", help="execute a job's notebook with papermill into runs/")
+    run_cmd.add_argument("job", help=f"one of: {', '.join(JOBS)}")
     run_cmd.add_argument("--start", help="interval start, ISO-8601 (UTC when no offset)")
     run_cmd.add_argument("--end", help="interval end (exclusive), ISO-8601")
-    run_cmd.add_argument("--backfill", action="store_true", help="re-read history for [start, end)")
+    run_cmd.add_argument("--backfill", action="store_true", help="bronze: re-read history for [start, end)")
+    run_cmd.add_argument("--max-records", type=_positive_int, help="bronze: read at most N records this run")
+
+    sched = sub.add_parser("schedule", help="run every job due in a range, in order, with retries and alerts")
+    sched.add_argument("--from", dest="start", required=True, help="range start, ISO-8601 (UTC when no offset)")
+    sched.add_argument("--to", dest="end", help="range end (exclusive), ISO-8601; default now")
+    sched.add_argument("--watch", action="store_true", help="keep going on the real clock until Ctrl-C")
+    sched.add_argument("--attempts", type=_positive_int, default=3, help="tries per run (default 3: two retries)")
+    sched.add_argument("--retry-delay", type=float, default=30.0, help="seconds before the first retry, doubling")
+    sched.add_argument("--poll", type=float, default=60.0, help="--watch: seconds between passes")
+
+    runs_cmd = sub.add_parser("runs", help="the scheduler's run history")
+    runs_cmd.add_argument("--job", help=f"only this job: one of {', '.join(JOBS)}")
+    runs_cmd.add_argument("--last", type=_positive_int, help="only the last N attempts")
 
     produce_cmd = sub.add_parser("produce", help="send reproducible traffic to the events topic, print its manifest")
     produce_cmd.add_argument("--events", type=_positive_int, required=True, help="number of requests (> 0)")
@@ -83,7 +99,23 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
         print(f"kernel spec written to {install()}")
         return 0
     if args.command == "run":
-        return run_layer(cfg, args.layer, args.start, args.end, args.backfill)
+        return run_job(cfg, args.job, args.start, args.end, args.backfill, args.max_records)
+    if args.command == "schedule":
+        start = parse_time(args.start, "--from")
+        end = parse_time(args.end, "--to") if args.end else None
+        if end is not None and start >= end:
+            raise ParameterError(f"--from {start.isoformat()} is not before --to {end.isoformat()}")
+        if args.watch and end is not None:
+            raise ParameterError("--watch runs up to the real clock: give --from alone")
+        return schedule(cfg, start, end, args.watch, Retry(args.attempts, args.retry_delay), args.poll)
+    if args.command == "runs":
+        if args.job:
+            job(args.job)
+        table = RunHistory(cfg).frame(args.job, args.last)
+        shown = table.drop(columns=["id"]).fillna("")
+        shown["error"] = shown["error"].astype(str).str.slice(0, 60)
+        print(tabulate(shown.values.tolist(), headers=list(shown.columns)) if len(shown) else "no runs yet")
+        return 0
     if args.command == "produce":
         manifest = produce(cfg, args.events, seed=args.seed, via_service=args.via_service)
         print(tabulate(manifest.summary_rows(), headers=["records", "count"]))

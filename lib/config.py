@@ -34,6 +34,8 @@ FLINK_BLOB_PORT = ("FLINK_BLOB_PORT", "6124")  # the jobmanager's blob server (j
 STACK_HOME = ("STACK_HOME", str(ROOT / ".stack"))
 JARS_DIR = ("JARS_DIR", str(ROOT / "build" / "jars"))
 FLINK_VENV = ("FLINK_VENV", str(ROOT / ".venv-flink"))
+ALERT_WEBHOOK_URL = ("ALERT_WEBHOOK_URL", "")  # empty: alerts go to stderr and runs/alerts.log only
+RUNS_DIR = ("RUNS_DIR", str(ROOT / "runs"))  # executed notebooks, run history, alerts log, scheduler lock
 SPARK_DRIVER_MEMORY = ("SPARK_DRIVER_MEMORY", "2g")
 SPARK_SHUFFLE_PARTITIONS = ("SPARK_SHUFFLE_PARTITIONS", "4")
 JAVA_HOME = ("JAVA_HOME", "")
@@ -84,6 +86,8 @@ class Settings:
     flink_rest_url: str
     flink_rpc_port: int
     flink_blob_port: int
+    alert_webhook_url: str
+    runs_dir: Path
     stack_home: Path
     jars_dir: Path
     flink_venv: Path
@@ -137,6 +141,8 @@ def settings() -> Settings:
         flink_rest_url=_env(FLINK_REST_URL).rstrip("/"),
         flink_rpc_port=_positive(FLINK_RPC_PORT),
         flink_blob_port=_positive(FLINK_BLOB_PORT),
+        alert_webhook_url=_env(ALERT_WEBHOOK_URL),
+        runs_dir=Path(_env(RUNS_DIR)).resolve(),
         stack_home=stack_home,
         jars_dir=Path(_env(JARS_DIR)).resolve(),
         flink_venv=Path(_env(FLINK_VENV)).resolve(),

@@ -37,5 +37,9 @@ class FlinkJobError(WorkbookError):
     """A Flink job could not be submitted or did not reach the expected state."""
 
 
+class SchedulerBusy(WorkbookError):
+    """Another scheduler holds the lock; the message names the holder."""
+
+
 class InjectedCrash(WorkbookError):
     """Raised at an armed crash point (lib.faults): a drill's stand-in for a killed driver."""

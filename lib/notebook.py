@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+from IPython.display import display
 
 from lib import stack
 from lib.config import Settings
-from lib.jobs.runner import parse_time
+from lib.jobs.registry import parse_time
+from lib.jobs.runner import RECORD_KEY
 from lib.stack.versions import versions
 
 
@@ -38,6 +40,11 @@ def interval(start: str | None, end: str | None) -> tuple[datetime, datetime]:
     return begin, finish
 
 
-def frame(obj: Any) -> pd.DataFrame:
-    """A dataclass run report as a one-column table."""
-    return pd.Series({k: str(v) for k, v in asdict(obj).items()}, name="value").to_frame()
+def frame(obj: Any) -> None:
+    """Show a dataclass run report as a one-column table, and record its figures in the output's
+    metadata, where the scheduler's run history reads them back (rows merged, records read)."""
+    fields = asdict(obj)
+    table = pd.Series({k: str(v) for k, v in fields.items()}, name="value").to_frame()
+    figures = {k: v for k, v in fields.items() if isinstance(v, int | float | bool)}
+    figures["rows_merged"] = getattr(obj, "rows_merged", None)
+    display(table, metadata={RECORD_KEY: figures})

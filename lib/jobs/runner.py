@@ -1,15 +1,16 @@
-"""Notebooks as jobs: papermill executes a notebook with parameters and keeps the executed copy.
+"""Notebooks as jobs: papermill executes a job's notebook with parameters and keeps the executed copy.
 
-Every execution lands in runs/<UTC timestamp>/, so a scheduled or backfill run leaves a readable
-record of what it did. Parameters are validated here, before any notebook (and so before Spark)
-starts, and errors name the parameter and the fix.
+A manual run (`python -m lib run`) lands in runs/<UTC timestamp>/, a scheduled one in
+runs/<job>/<interval start>/attempt-<n>.ipynb, so every run leaves a readable record of what it
+did, failed ones included. Parameters are validated by the registry before any notebook (and so
+before Spark) starts.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,86 +19,49 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from lib.config import ROOT, Settings
-from lib.errors import ParameterError
 from lib.jobs.kernel import KERNEL_NAME
+from lib.jobs.registry import job, parameters
 from lib.stack import require_up
 
 NOTEBOOKS = ROOT / "notebooks"
-RUNS = ROOT / "runs"
-
-#: The scheduled layers and the notebook that implements each.
-LAYERS = {"bronze": "03_bronze.ipynb", "silver": "04_silver.ipynb", "gold": "05_gold.ipynb"}
-#: The services each layer's job talks to: a Spark batch job needs neither the service nor Flink.
-NEEDS = {layer: ("kafka", "iceberg-rest") for layer in LAYERS}
+#: Output metadata key under which a job notebook records its figures (lib.notebook.frame).
+RECORD_KEY = "roman-workbook"
 
 
-def last_full_hour(now: datetime | None = None) -> tuple[datetime, datetime]:
-    """Silver's scheduled interval: the last full hour of ingestion time."""
-    end = (now or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return end - timedelta(hours=1), end
+@dataclass
+class Outcome:
+    """How one execution ended: ok, or the failing cell and its error; the figures the notebook recorded."""
+
+    notebook: Path
+    ok: bool
+    failed_cell: int | None = None
+    error: str = ""
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kept_at(self) -> str:
+        return str(self.notebook.relative_to(ROOT)) if self.notebook.is_relative_to(ROOT) else str(self.notebook)
 
 
-def previous_day(now: datetime | None = None) -> tuple[datetime, datetime]:
-    """Gold's scheduled interval: yesterday's processing, UTC."""
-    end = (now or datetime.now(UTC)).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return end - timedelta(days=1), end
-
-
-def parse_time(value: str, name: str) -> datetime:
-    """Parse an ISO-8601 date or timestamp as UTC; naive values are taken as UTC."""
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except (ValueError, AttributeError):
-        raise ParameterError(
-            f"{name}={value!r} is not an ISO-8601 date or time; use for example 2026-11-27 or "
-            "2026-11-27T13:00:00+00:00."
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def check_layer(layer: str) -> str:
-    if layer not in LAYERS:
-        raise ParameterError(f"layer={layer!r} is unknown; choose one of: {', '.join(LAYERS)}.")
-    return layer
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A half-open time range [start, end) in UTC."""
-
-    start: datetime
-    end: datetime
-
-    @classmethod
-    def parse(cls, start: str, end: str) -> Interval:
-        begin, finish = parse_time(start, "--start"), parse_time(end, "--end")
-        if begin >= finish:
-            raise ParameterError(
-                f"--start {begin.isoformat()} is not before --end {finish.isoformat()}; the interval "
-                "is [start, end), so start must come first."
-            )
-        return cls(begin, finish)
-
-
-def run_folder(now: datetime | None = None) -> Path:
+def run_folder(cfg: Settings, now: datetime | None = None) -> Path:
     """A new runs/<UTC timestamp>/ folder (microseconds keep two runs in one second apart)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S.%fZ")
-    folder = RUNS / stamp
+    folder = cfg.runs_dir / stamp
     folder.mkdir(parents=True, exist_ok=False)
     return folder
 
 
-def execute(notebook: str, parameters: dict[str, Any], out_dir: Path, progress: bool = True) -> Path:
-    """Execute notebooks/<notebook> with papermill into out_dir; raises when any cell fails."""
+def execute(notebook: str, params: dict[str, Any], target: Path, progress: bool = True) -> Path:
+    """Execute notebooks/<notebook> with papermill into `target`; raises when any cell fails."""
     source = NOTEBOOKS / notebook
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist; the notebooks are listed in README.md.")
-    target = out_dir / notebook
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
             str(source),
             str(target),
-            parameters=parameters,
+            parameters=params,
             kernel_name=KERNEL_NAME,
             cwd=str(NOTEBOOKS),
             progress_bar=progress,
@@ -121,41 +85,36 @@ def _paths_relative_to_the_repo(executed: Path) -> None:
     nbformat.write(notebook, executed)
 
 
-def layer_parameters(layer: str, start: str | None, end: str | None, backfill: bool) -> dict[str, Any]:
-    """Validate a layer run's parameters and turn them into the notebook's `parameters` values."""
-    check_layer(layer)
-    if backfill and layer != "bronze":
-        raise ParameterError(
-            f"--backfill is Bronze's (it re-reads Kafka from the earliest offsets); {layer} re-processes any "
-            "interval you give it with --start and --end."
-        )
-    if backfill and not (start and end):
-        raise ParameterError("--backfill needs both --start and --end: the interval to re-read.")
-    if bool(start) != bool(end):
-        raise ParameterError("give both --start and --end, or neither (the layer's default interval).")
-    params: dict[str, Any] = {"BACKFILL": backfill}
-    if start and end:
-        interval = Interval.parse(start, end)
-        begin, finish = interval.start, interval.end
-    elif layer == "silver":
-        begin, finish = last_full_hour()
-    elif layer == "gold":
-        begin, finish = previous_day()
-    else:
-        return params
-    return params | {"INTERVAL_START": begin.isoformat(), "INTERVAL_END": finish.isoformat()}
-
-
-def run_layer(cfg: Settings, layer: str, start: str | None, end: str | None, backfill: bool) -> int:
-    """`python -m lib run`: validate, check the services the layer needs, execute its notebook; 0 on success."""
-    params = layer_parameters(layer, start, end, backfill)
-    require_up(cfg, NEEDS[layer])
-    folder = run_folder()
+def run_notebook(notebook: str, params: dict[str, Any], target: Path, progress: bool = True) -> Outcome:
+    """Execute and say how it ended, never raising for a failing cell: the caller decides (retry, exit 1)."""
     try:
-        out = execute(LAYERS[layer], params, folder)
+        execute(notebook, params, target, progress)
     except PapermillExecutionError as exc:
-        print(f"error: {layer} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
-              f"the executed notebook, with the failing cell, is kept at {folder / LAYERS[layer]}", file=sys.stderr)
+        return Outcome(target, False, exc.exec_count, f"{exc.ename}: {exc.evalue}"[:500], recorded(target))
+    return Outcome(target, True, figures=recorded(target))
+
+
+def recorded(executed: Path) -> dict[str, Any]:
+    """The figures a job notebook recorded in its outputs (rows merged, records read...), merged."""
+    if not executed.exists():
+        return {}
+    figures: dict[str, Any] = {}
+    for cell in nbformat.read(executed, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            figures.update(output.get("metadata", {}).get(RECORD_KEY, {}))
+    return figures
+
+
+def run_job(cfg: Settings, name: str, start: str | None, end: str | None, backfill: bool,
+            max_records: int | None = None) -> int:
+    """`python -m lib run`: validate, check the services the job needs, execute its notebook; 0 on success."""
+    spec = job(name)
+    params = parameters(name, start, end, backfill, max_records)
+    require_up(cfg, spec.needs)
+    outcome = run_notebook(spec.notebook, params, run_folder(cfg) / spec.notebook)
+    if not outcome.ok:
+        print(f"error: {name} failed in cell {outcome.failed_cell}: {outcome.error}\n"
+              f"the executed notebook, with the failing cell, is kept at {outcome.kept_at}", file=sys.stderr)
         return 1
-    print(f"{layer}: ok; executed notebook kept at {out}")
+    print(f"{name}: ok; executed notebook kept at {outcome.kept_at}")
     return 0

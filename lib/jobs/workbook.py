@@ -43,11 +43,11 @@ def run_workbook(cfg: Settings) -> int:
     rows: list[tuple[str, str, str]] = []
     folder = None
     try:
-        folder = run_folder()
+        folder = run_folder(cfg)
         for name in notebooks():
             began = time.monotonic()
             try:
-                execute(name, {}, folder)
+                execute(name, {}, folder / name)
                 rows.append((name, "ok", f"{time.monotonic() - began:.0f}s"))
             except Exception as exc:
                 rows.append((name, "FAILED", f"{type(exc).__name__}: {str(exc)[:200]}"))

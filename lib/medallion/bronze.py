@@ -53,6 +53,10 @@ class BronzeRun:
     events_inserted: int = 0
     dead_letters_inserted: int = 0
 
+    @property
+    def rows_merged(self) -> int:
+        return self.events_inserted + self.dead_letters_inserted
+
 
 def committed_positions(spark: SparkSession, topic: str) -> dict[int, int]:
     """{partition: next offset to read}, from the offsets committed runs appended."""
@@ -70,6 +74,34 @@ def offset_ranges(spark: SparkSession, cfg: Settings, backfill: bool) -> dict[in
     done = {} if backfill else committed_positions(spark, cfg.events_topic)
     # A partition with no committed offset (new, or added to the topic later) starts at its earliest.
     return {p: (max(done.get(p, earliest[p]), earliest[p]), end) for p, end in sorted(ends.items())}
+
+
+def bounded(ranges: dict[int, tuple[int, int]], max_records: int | None) -> dict[int, tuple[int, int]]:
+    """At most `max_records` of the ranges, shared fairly over the partitions, each in offset order.
+
+    Water-filling: every partition with records left gets an equal share; what a short partition
+    does not use goes to the others. The next run starts where each partition's slice ended, so
+    bounded runs in a row read everything once: no gap, no overlap.
+    """
+    if max_records is None:
+        return dict(ranges)
+    if max_records < 1:
+        raise ParameterError(f"max_records={max_records}: give a positive number of records, or None for no bound")
+    left = {p: e - s for p, (s, e) in ranges.items() if e > s}
+    take = dict.fromkeys(ranges, 0)
+    budget = max_records
+    while budget and left:
+        share = max(1, budget // len(left))
+        for p in sorted(left):
+            grant = min(share, left[p], budget)
+            take[p] += grant
+            left[p] -= grant
+            budget -= grant
+            if not left[p]:
+                del left[p]
+            if not budget:
+                break
+    return {p: (s, s + take[p]) for p, (s, _) in ranges.items()}
 
 
 def read_kafka(spark: SparkSession, cfg: Settings, ranges: dict[int, tuple[int, int]]) -> DataFrame:
@@ -113,14 +145,17 @@ def first_delivery(events: DataFrame) -> DataFrame:
 
 
 def run_bronze(spark: SparkSession, cfg: Settings, backfill: bool = False, start: datetime | None = None,
-               end: datetime | None = None) -> BronzeRun:
+               end: datetime | None = None, max_records: int | None = None) -> BronzeRun:
     """One Bronze run: incremental by default; a backfill re-reads from the earliest offsets and keeps
-    events with event_time in [start, end), leaving the incremental position alone."""
+    events with event_time in [start, end), leaving the incremental position alone.
+
+    `max_records` bounds what one run reads (a backlog drained in bounded runs keeps the driver's
+    memory flat); the offsets committed say where the next run continues."""
     if backfill and (start is None or end is None):
         raise ParameterError("a Bronze backfill needs both start and end: the event_time interval to re-read")
     create_tables(spark)
     run = BronzeRun(run_id=str(uuid.uuid4()), backfill=backfill)
-    run.ranges = offset_ranges(spark, cfg, backfill)
+    run.ranges = bounded(offset_ranges(spark, cfg, backfill), max_records)
     if all(s >= e for s, e in run.ranges.values()):
         return run
     ingested_at = naive_utc()

@@ -26,6 +26,11 @@ class GoldRun:
     touched_dates: int = 0
     rows_after: int = 0
 
+    @property
+    def rows_merged(self) -> int:
+        """Every touched key is recomputed and MERGEd (updated or inserted)."""
+        return self.touched_keys
+
 
 def aggregate(silver: DataFrame, generated_at: datetime | None) -> DataFrame:
     """The Gold metrics of Silver rows, by (event_date, user_id). Also the full-recompute reference

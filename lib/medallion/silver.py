@@ -44,6 +44,10 @@ class SilverRun:
     inserted: int = 0
     rejected_inserted: int = 0
 
+    @property
+    def rows_merged(self) -> int:
+        return self.inserted + self.rejected_inserted
+
 
 def bronze_interval(spark: SparkSession, start: datetime, end: datetime) -> DataFrame:
     """Bronze rows ingested in [start, end): each Bronze run writes its own files, so Iceberg's

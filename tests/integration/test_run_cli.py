@@ -21,7 +21,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 def kept_notebook(stdout_or_err: str) -> Path:
-    return Path(stdout_or_err.strip().split("kept at ")[-1].strip())
+    """The executed notebook the CLI names (relative to the repository)."""
+    return ROOT / stdout_or_err.strip().split("kept at ")[-1].strip()
 
 
 def test_run_silver_with_an_interval_keeps_the_executed_notebook(live_stack: Settings) -> None:

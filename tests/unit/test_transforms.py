@@ -13,7 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from lib.medallion.bronze import first_delivery, split
+from lib.errors import ParameterError
+from lib.medallion.bronze import bounded, first_delivery, split
 from lib.medallion.gold import aggregate
 from lib.medallion.spark import local_session
 from lib.medallion.tables import date_predicate, naive_utc
@@ -93,3 +94,21 @@ def test_gold_aggregates_each_day_and_user(spark: SparkSession) -> None:
     assert rows[(date(2026, 11, 20), "bob")].from_roman_requests == 1
     assert rows[(date(2026, 11, 21), "alice")].total_requests == 1
     assert len(rows) == 3
+
+
+def test_a_bound_is_shared_fairly_in_offset_order_and_bounded_runs_tile_the_backlog() -> None:
+    ranges = {0: (10, 110), 1: (0, 5), 2: (7, 47), 3: (3, 3)}
+    assert bounded(ranges, None) == ranges
+    first = bounded(ranges, 60)
+    assert first == {0: (10, 38), 1: (0, 5), 2: (7, 34), 3: (3, 3)}  # 1 is short: its share goes to 0 and 2
+    assert sum(e - s for s, e in first.values()) == 60
+    # Runs in a row, each starting where the last one committed, read every record once.
+    position, seen = {p: s for p, (s, _) in ranges.items()}, 0
+    while any(position[p] < e for p, (_, e) in ranges.items()):
+        run = bounded({p: (position[p], e) for p, (_, e) in ranges.items()}, 60)
+        assert all(s == position[p] for p, (s, _) in run.items())
+        seen += sum(e - s for s, e in run.values())
+        position = {p: e for p, (_, e) in run.items()}
+    assert seen == 145 and position == {p: e for p, (_, e) in ranges.items()}
+    with pytest.raises(ParameterError, match="max_records=0"):
+        bounded(ranges, 0)

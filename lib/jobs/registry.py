@@ -1,0 +1,148 @@
+"""The job registry: the one place that knows each scheduled job.
+
+A job is its notebook, run by papermill. The registry says, per job: the notebook, the cadence,
+which interval a due time stands for, the parameters it accepts, the services it needs and the
+job it depends on. The CLI (`python -m lib run`), the scheduler and `make run` all read it;
+nothing else decides an interval.
+
+Intervals are half-open, [start, end), UTC, aligned to the cadence: Bronze's quarter hours,
+Silver's hours, Gold's days. The run *due* at 01:00 covers [00:00, 01:00) for Silver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lib.errors import ParameterError
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A half-open time range [start, end) in UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start >= self.end:
+            raise ParameterError(
+                f"--start {self.start.isoformat()} is not before --end {self.end.isoformat()}; the interval "
+                "is [start, end), so start must come first."
+            )
+
+    @property
+    def label(self) -> str:
+        """The interval's start as a compact UTC stamp, for folder names and listings."""
+        return self.start.strftime("%Y-%m-%dT%H%MZ")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scheduled job: what runs, how often, on what, after what."""
+
+    name: str
+    notebook: str
+    every: timedelta
+    #: Offsets-driven jobs (Bronze) read whatever is new: one run catches up on every missed interval.
+    #: Interval-driven jobs (Silver, Gold) run each missed interval in order, as Airflow's catch-up does.
+    catch_up_in_one_run: bool
+    accepts: tuple[str, ...]
+    needs: tuple[str, ...] = ("kafka", "iceberg-rest")
+    depends_on: str | None = None
+    what: str = ""
+
+    def floor(self, when: datetime) -> datetime:
+        """The cadence boundary at or before `when`."""
+        steps = (when.astimezone(UTC) - EPOCH) // self.every
+        return EPOCH + steps * self.every
+
+    def default_interval(self, now: datetime | None = None) -> Interval:
+        """The interval a run started now covers: the last full one (Silver: the last full hour)."""
+        end = self.floor(now or datetime.now(UTC))
+        return Interval(end - self.every, end)
+
+    def intervals(self, start: datetime, end: datetime) -> list[Interval]:
+        """Every full interval of this cadence inside [start, end), in order."""
+        first = self.floor(start)
+        if first < start.astimezone(UTC):
+            first += self.every
+        found = []
+        while first + self.every <= end.astimezone(UTC):
+            found.append(Interval(first, first + self.every))
+            first += self.every
+        return found
+
+
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job("bronze", "03_bronze.ipynb", timedelta(minutes=15), catch_up_in_one_run=True,
+            accepts=("start", "end", "backfill", "max_records"),
+            what="land new Kafka records (by offsets); a backfill re-reads [start, end) of event time"),
+        Job("silver", "04_silver.ipynb", timedelta(hours=1), catch_up_in_one_run=False,
+            accepts=("start", "end"), depends_on="bronze",
+            what="validate Bronze rows ingested in [start, end)"),
+        Job("gold", "05_gold.ipynb", timedelta(days=1), catch_up_in_one_run=False,
+            accepts=("start", "end"), depends_on="silver",
+            what="recompute the (date, user) keys Silver touched in [start, end)"),
+    )
+}
+
+
+def job(name: str) -> Job:
+    """The registered job of that name, or a ParameterError listing the jobs."""
+    if name not in JOBS:
+        raise ParameterError(f"job={name!r} is unknown; choose one of: {', '.join(JOBS)}.")
+    return JOBS[name]
+
+
+def parse_time(value: str, name: str) -> datetime:
+    """Parse an ISO-8601 date or timestamp as UTC; naive values are taken as UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except (ValueError, AttributeError):
+        raise ParameterError(
+            f"{name}={value!r} is not an ISO-8601 date or time; use for example 2026-11-27 or "
+            "2026-11-27T13:00:00+00:00."
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parameters(name: str, start: str | None = None, end: str | None = None,
+               backfill: bool = False, max_records: int | None = None) -> dict[str, Any]:
+    """Validate a run's parameters against the job and turn them into its notebook's parameters.
+
+    Refused before anything starts: an unknown job, a parameter the job does not accept, a bad or
+    reversed date, half an interval.
+    """
+    spec = job(name)
+    given = {"start": start, "end": end, "backfill": backfill or None, "max_records": max_records}
+    refused = [p for p, v in given.items() if v is not None and p not in spec.accepts]
+    if refused:
+        accepted = ", ".join(f"--{p}" for p in spec.accepts)
+        raise ParameterError(f"{name} does not take --{', --'.join(refused)}; it accepts {accepted}. "
+                             f"({name}: {spec.what})")
+    if max_records is not None and max_records < 1:
+        raise ParameterError(f"--max-records {max_records}: give a positive number of records per run")
+    if backfill and not (start and end):
+        raise ParameterError("--backfill needs both --start and --end: the interval to re-read.")
+    if bool(start) != bool(end):
+        raise ParameterError("give both --start and --end, or neither (the job's default interval).")
+    if start and end:
+        interval = Interval(parse_time(start, "--start"), parse_time(end, "--end"))
+    elif name == "bronze":
+        interval = None  # offsets decide what an incremental Bronze run reads
+    else:
+        interval = spec.default_interval()
+    params: dict[str, Any] = {}
+    if interval is not None:
+        params |= {"INTERVAL_START": interval.start.isoformat(), "INTERVAL_END": interval.end.isoformat()}
+    if "backfill" in spec.accepts:
+        params["BACKFILL"] = backfill
+    if max_records is not None:
+        params["MAX_RECORDS"] = max_records
+    return params

@@ -1,0 +1,135 @@
+"""The scheduler without a stack: what falls due, catch-up, the lock, retries, alerts to a real HTTP receiver."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from lib.config import Settings, settings
+from lib.errors import SchedulerBusy
+from lib.jobs.alerts import alerts_log
+from lib.jobs.history import RunHistory
+from lib.jobs.registry import JOBS, Interval
+from lib.jobs.scheduler import Retry, Scheduler, due
+
+T = datetime(2026, 1, 1, tzinfo=UTC)
+LATER = T + timedelta(days=30)
+
+
+def _dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Settings:
+    """Settings whose services are all somewhere nothing listens, and whose runs/ is private."""
+    return replace(settings(), runs_dir=tmp_path / "runs", stack_home=tmp_path / "stack",
+                   kafka_bootstrap_servers=f"127.0.0.1:{_dead_port()}",
+                   iceberg_rest_uri=f"http://127.0.0.1:{_dead_port()}")
+
+
+def _succeed(history: RunHistory, job: str, interval: Interval) -> None:
+    history.end(history.begin(job, interval, 1), True, 1.0, 0, None)
+
+
+def test_three_hours_are_one_bronze_catch_up_then_three_silver_hours_and_no_gold(cfg: Settings) -> None:
+    planned = due(RunHistory(cfg), T, T + timedelta(hours=3), now=LATER)
+    assert [(p.job.name, p.interval.start.hour, p.interval.end.hour) for p in planned] == [
+        ("bronze", 0, 3), ("silver", 0, 1), ("silver", 1, 2), ("silver", 2, 3)]
+
+
+def test_what_succeeded_is_not_due_again_and_a_gap_is(cfg: Settings) -> None:
+    history = RunHistory(cfg)
+    _succeed(history, "bronze", Interval(T, T + timedelta(hours=3)))
+    _succeed(history, "silver", Interval(T, T + timedelta(hours=1)))
+    _succeed(history, "silver", Interval(T + timedelta(hours=2), T + timedelta(hours=3)))
+    planned = due(history, T, T + timedelta(hours=3), now=LATER)
+    assert [(p.job.name, p.interval.start.hour) for p in planned] == [("silver", 1)]
+
+
+def test_a_day_is_covered_by_its_hours_together(cfg: Settings) -> None:
+    history = RunHistory(cfg)
+    day = Interval(T, T + timedelta(days=1))
+    for hour in JOBS["silver"].intervals(day.start, day.end)[:-1]:
+        _succeed(history, "silver", hour)
+    assert not history.covered("silver", day)
+    _succeed(history, "silver", Interval(day.end - timedelta(hours=1), day.end))
+    assert history.covered("silver", day)
+
+
+def test_an_interval_that_has_not_ended_is_not_due(cfg: Settings) -> None:
+    now = T + timedelta(hours=1, minutes=20)
+    planned = due(RunHistory(cfg), T, T + timedelta(hours=5), now=now)
+    assert [(p.job.name, p.interval.end) for p in planned] == [
+        ("bronze", T + timedelta(hours=1, minutes=15)), ("silver", T + timedelta(hours=1))]
+
+
+def test_a_second_scheduler_is_refused_and_told_who_holds_the_lock(cfg: Settings) -> None:
+    first, second = Scheduler(cfg), Scheduler(cfg)
+    with first.lock(), pytest.raises(SchedulerBusy, match=r"another scheduler is running \(pid \d+ on "), \
+            second.lock():
+        pass
+    with second.lock():  # released with the first
+        pass
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Receiver.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    _Receiver.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/alerts"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_run_that_keeps_failing_is_retried_then_alerted_and_its_dependants_wait(
+        cfg: Settings, receiver: str, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = replace(cfg, alert_webhook_url=receiver)
+    scheduler = Scheduler(cfg, Retry(attempts=3, delay_s=0.01), say=lambda line: None)
+    report = scheduler.run(T, T + timedelta(hours=2))
+    assert [(p.job.name, n, o.ok) for p, n, o in report.attempts] == [("bronze", n, False) for n in (1, 2, 3)]
+    assert "kafka" in report.attempts[0][2].error
+    assert [p.job.name for p in report.waiting] == ["silver", "silver"]
+    assert not report.ok
+    # The alert, on all three channels.
+    err = capsys.readouterr().err
+    assert "ALERT: bronze [2026-01-01T00:00:00+00:00, 2026-01-01T02:00:00+00:00) failed after 3 attempts" in err
+    logged = [json.loads(line) for line in alerts_log(cfg).read_text().splitlines()]
+    assert len(logged) == 1 and logged[0]["job"] == "bronze" and logged[0]["attempts"] == 3
+    assert _Receiver.received == logged
+    # The history keeps every attempt; the next invocation starts again from the failed interval.
+    history = RunHistory(cfg).frame()
+    assert list(history.status) == ["failed"] * 3 and list(history.attempt) == [1, 2, 3]
+    assert [p.job.name for p in due(RunHistory(cfg), T, T + timedelta(hours=2), now=LATER)] == [
+        "bronze", "silver", "silver"]
+
+
+def test_backoff_doubles() -> None:
+    retry = Retry(attempts=3, delay_s=5)
+    assert [retry.wait_before(n) for n in (2, 3)] == [5, 10]
