@@ -23,6 +23,7 @@ from lib import faults
 from lib.config import Settings
 from lib.errors import ParameterError
 from lib.kafka import beginning_offsets, end_offsets
+from lib.medallion.catalog import keep_raw_payload
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
     BRONZE_EVENTS,
@@ -33,7 +34,7 @@ from lib.medallion.tables import (
     naive_utc,
     time_window,
 )
-from lib.medallion.udfs import malformed_udf
+from lib.medallion.udfs import malformed_udf, text_udf
 
 #: A re-sent event may carry another event_time (a client retry is stamped anew); its duplicate is
 #: looked for in the batch's dates and one day either side.
@@ -125,10 +126,13 @@ def split(raw: DataFrame, ingested_at: datetime) -> tuple[DataFrame, DataFrame]:
     classified = raw.select(
         F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"), F.col("timestamp").alias("kafka_timestamp"),
-        F.col("value").cast("string").alias("payload"), malformed_udf()(F.col("value")).alias("reason"),
-        F.lit(ingested_at).alias("ingested_at"),
+        F.col("value"), F.col("value").cast("string").alias("payload"),
+        malformed_udf()(F.col("value")).alias("reason"), F.lit(ingested_at).alias("ingested_at"),
     )
-    dead = classified.where("reason IS NOT NULL")
+    # A dead letter keeps the raw bytes (lossless: it may not even be UTF-8) beside a text rendering.
+    dead = classified.where("reason IS NOT NULL").select(
+        "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", F.col("value").alias("payload"),
+        text_udf()(F.col("value")).alias("payload_text"), "reason", "ingested_at")
     events = classified.where("reason IS NULL").select(
         F.get_json_object("payload", "$.event_id").alias("event_id"),
         F.expr("try_cast(get_json_object(payload, '$.event_time') AS TIMESTAMP)").alias("event_time"),
@@ -153,6 +157,8 @@ def run_bronze(spark: SparkSession, cfg: Settings, backfill: bool = False, start
     memory flat); the offsets committed say where the next run continues."""
     if backfill and (start is None or end is None):
         raise ParameterError("a Bronze backfill needs both start and end: the event_time interval to re-read")
+    if keep_raw_payload(cfg, BRONZE_DEAD_LETTER):
+        spark.catalog.refreshTable(BRONZE_DEAD_LETTER)  # this session may hold the old schema
     create_tables(spark)
     run = BronzeRun(run_id=str(uuid.uuid4()), backfill=backfill)
     run.ranges = bounded(offset_ranges(spark, cfg, backfill), max_records)

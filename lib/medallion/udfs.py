@@ -10,12 +10,17 @@ from functools import cache
 import pandas as pd
 from pyspark.sql.functions import pandas_udf
 
-from lib.service.events import malformed_reason, validation_reason
+from lib.service.events import as_text, malformed_reason, validation_reason
 
 
 def _malformed(values: pd.Series) -> pd.Series:
     """Why each raw Kafka value is malformed (a dead letter), or null for an event."""
     return values.map(lambda v: malformed_reason(None if v is None else bytes(v)))
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Each raw Kafka value as displayable UTF-8 text (lib.service.events.as_text)."""
+    return values.map(lambda v: as_text(None if v is None else bytes(v)))
 
 
 def _validation(payloads: pd.Series) -> pd.Series:
@@ -27,6 +32,12 @@ def _validation(payloads: pd.Series) -> pd.Series:
 def malformed_udf():
     """The malformed rule as a pandas UDF over the raw `value` column (binary -> reason string)."""
     return pandas_udf(_malformed, "string")
+
+
+@cache
+def text_udf():
+    """The dead letters' text rendering as a pandas UDF over the raw `value` column (binary -> string)."""
+    return pandas_udf(_text, "string")
 
 
 @cache

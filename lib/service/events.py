@@ -84,8 +84,12 @@ def malformed_reason(value: bytes | None) -> str | None:
     if value is None:
         return "empty record (null value)"
     try:
-        doc: Any = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = value.decode("utf-8")  # the contract is UTF-8 JSON (json.loads would also take UTF-16)
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    try:
+        doc: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
         return f"not JSON: {exc.__class__.__name__}"
     if not isinstance(doc, dict):
         return f"not a JSON object: {type(doc).__name__}"
@@ -93,6 +97,15 @@ def malformed_reason(value: bytes | None) -> str | None:
     if not isinstance(event_id, str) or not event_id.strip():
         return "missing or unusable event_id"
     return None
+
+
+def as_text(value: bytes | None) -> str | None:
+    """A raw record as text a reader can always display: UTF-8, with U+FFFD for bytes that are not.
+
+    Dead letters keep the raw bytes beside this rendering: the bytes are the evidence, lossless;
+    the text is what a table viewer can show (a string column must hold valid UTF-8).
+    """
+    return None if value is None else value.decode("utf-8", errors="replace")
 
 
 def validation_reason(payload: str | bytes) -> str | None:

@@ -119,6 +119,7 @@ def statements(cfg: Settings, job: StreamJob) -> list[str]:
             'scan.topic-partition-discovery.interval' = '30 s'
         )""",
         "CREATE TEMPORARY SYSTEM FUNCTION malformed_reason AS 'lib.stream.udfs.malformed_reason' LANGUAGE PYTHON",
+        "CREATE TEMPORARY SYSTEM FUNCTION as_text AS 'lib.stream.udfs.as_text' LANGUAGE PYTHON",
         f"""CREATE CATALOG {cfg.catalog_name} WITH ('type' = 'iceberg', 'catalog-type' = 'rest',
             'uri' = '{cfg.iceberg_rest_uri}', 'warehouse' = '{cfg.iceberg_warehouse}')""",
         f"CREATE DATABASE IF NOT EXISTS {cfg.catalog_name}.bronze",
@@ -127,8 +128,8 @@ def statements(cfg: Settings, job: StreamJob) -> list[str]:
             kafka_offset BIGINT NOT NULL, kafka_timestamp {ts}, watermark_at_arrival {ts},
             ingested_at {ts} NOT NULL""", partition="event_date"),
         _iceberg_table(cfg, STREAM_DEAD_LETTER, f"""kafka_topic STRING NOT NULL, kafka_partition INT NOT NULL,
-            kafka_offset BIGINT NOT NULL, kafka_timestamp {ts}, payload STRING, reason STRING NOT NULL,
-            ingested_at {ts} NOT NULL"""),
+            kafka_offset BIGINT NOT NULL, kafka_timestamp {ts}, payload BYTES, payload_text STRING,
+            reason STRING NOT NULL, ingested_at {ts} NOT NULL"""),
         _iceberg_table(cfg, STREAM_LATE, f"""event_id STRING NOT NULL, user_id STRING, event_time {ts} NOT NULL,
             watermark_at_arrival {ts} NOT NULL, behind_s INT NOT NULL, kafka_partition INT NOT NULL,
             kafka_offset BIGINT NOT NULL, ingested_at {ts} NOT NULL"""),
@@ -183,8 +184,10 @@ def statements(cfg: Settings, job: StreamJob) -> list[str]:
             INSERT INTO {cfg.catalog_name}.{STREAM_WINDOWS}
                 SELECT window_start, window_end, user_id, events, failed, CURRENT_TIMESTAMP FROM minute_counts;
             INSERT INTO console_windows SELECT window_start, window_end, user_id, events FROM minute_counts;
-            INSERT INTO {cfg.catalog_name}.{STREAM_DEAD_LETTER}
-                SELECT kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, payload, reason, CURRENT_TIMESTAMP
+            INSERT INTO {cfg.catalog_name}.{STREAM_DEAD_LETTER} (kafka_topic, kafka_partition, kafka_offset,
+                    kafka_timestamp, payload, payload_text, reason, ingested_at)
+                SELECT kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, `value`, as_text(`value`), reason,
+                       CURRENT_TIMESTAMP
                 FROM classified WHERE reason IS NOT NULL;
         END""",
     ]

@@ -29,10 +29,10 @@ from tqdm import tqdm
 from lib.config import ROOT, Settings
 from lib.errors import FlinkJobError, StackError
 from lib.kafka import committed_offsets, end_offsets
-from lib.medallion.catalog import catalog
+from lib.medallion.catalog import catalog, keep_raw_payload
 from lib.medallion.tables import BRONZE_EVENTS
 from lib.stack.flink import flink_environment
-from lib.stream.job import JOB_NAME, STREAM_EVENTS, StreamJob, statements
+from lib.stream.job import JOB_NAME, STREAM_DEAD_LETTER, STREAM_EVENTS, StreamJob, statements
 from lib.stream.rest import ACTIVE_STATES, FlinkRest
 
 if TYPE_CHECKING:  # the stream's helpers need no Spark; only the comparison takes a session
@@ -93,6 +93,7 @@ def submit_sql(cfg: Settings, statements: list[str], job_name: str, parallelism:
 
 def submit(cfg: Settings, job: StreamJob, restore_from: str | None = None) -> str:
     """Start the job on the session cluster; `restore_from` is a checkpoint or savepoint path. Returns its id."""
+    keep_raw_payload(cfg, STREAM_DEAD_LETTER)
     extra = job.config()
     if restore_from:
         extra["execution.state-recovery.path"] = restore_from

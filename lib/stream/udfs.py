@@ -7,6 +7,7 @@ records Spark's Bronze sends to its dead letter table, with the same reason.
 from pyflink.table import DataTypes
 from pyflink.table.udf import udf
 
+from lib.service.events import as_text as _as_text
 from lib.service.events import malformed_reason as _malformed_reason
 
 
@@ -14,3 +15,9 @@ from lib.service.events import malformed_reason as _malformed_reason
 def malformed_reason(value: bytes | None) -> str | None:
     """Why a raw Kafka value is malformed, or None for an event with a usable event_id."""
     return _malformed_reason(None if value is None else bytes(value))
+
+
+@udf(result_type=DataTypes.STRING())
+def as_text(value: bytes | None) -> str | None:
+    """A raw Kafka value as displayable UTF-8 text, for the dead letters' text column."""
+    return _as_text(None if value is None else bytes(value))

@@ -15,8 +15,9 @@ from kafka.admin import NewPartitions
 from lib import faults
 from lib.config import Settings
 from lib.errors import InjectedCrash
-from lib.kafka import admin, ensure_topic
+from lib.kafka import admin, connect_producer, ensure_topic
 from lib.medallion.bronze import committed_positions, run_bronze
+from lib.medallion.catalog import catalog, keep_raw_payload
 from lib.medallion.gold import run_gold
 from lib.medallion.invariants import check_all
 from lib.medallion.silver import run_silver
@@ -174,3 +175,28 @@ def test_a_partition_added_later_is_read_from_its_earliest_offset(cfg: Settings,
     run = run_bronze(spark, two)
     assert run.ranges[1] == (0, second.per_partition[1])
     assert run.records_read == second.records
+
+
+def test_a_record_that_is_not_utf8_is_a_readable_dead_letter_with_its_raw_bytes(cfg: Settings, spark) -> None:
+    raw = b'{"event_id": "\xff\xfe\xfd", "user_id": "latin-1 phone"}'
+    producer = connect_producer(cfg.kafka_bootstrap_servers, "test-not-utf8")
+    producer.produce(cfg.events_topic, key=b"u", value=raw)
+    assert producer.flush(30) == 0
+    assert run_bronze(spark, cfg).dead_letters_inserted == 1
+    dead = catalog(cfg).load_table(BRONZE_DEAD_LETTER).scan().to_pandas()  # the whole table, by PyIceberg
+    row = dead[dead.reason == "not UTF-8 text"]
+    assert list(row.payload) == [raw] and list(row.payload_text) == [raw.decode(errors="replace")]
+
+
+def test_an_old_dead_letter_table_is_migrated_to_raw_bytes(cfg: Settings, spark) -> None:
+    name = f"bronze.old_dead_letter_{uuid.uuid4().hex[:8]}"
+    spark.sql(f"CREATE TABLE {name} (kafka_offset BIGINT, payload STRING, reason STRING) USING iceberg")
+    spark.sql(f"INSERT INTO {name} VALUES (1, 'not json', 'not JSON: JSONDecodeError')")
+    assert keep_raw_payload(cfg, name) and not keep_raw_payload(cfg, name)
+    spark.catalog.refreshTable(name)  # the session cached the old schema
+    spark.sql(f"INSERT INTO {name} (kafka_offset, payload, reason, payload_text) "
+              "VALUES (2, X'FF', 'not UTF-8 text', '\uFFFD')")
+    rows = catalog(cfg).load_table(name).scan().to_pandas().sort_values("kafka_offset")
+    assert list(rows.payload_text) == ["not json", "\ufffd"] and list(rows.payload) == [None, b"\xff"]
+    spark.sql(f"DROP TABLE {name} PURGE")
+

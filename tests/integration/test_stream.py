@@ -25,6 +25,7 @@ from lib.stream.rest import FlinkRest
 from lib.traffic.produce import produce
 
 pytestmark = pytest.mark.integration
+NOT_UTF8 = b'{"event_id": "\xff\xfe\xfd", "user_id": "latin-1 phone"}'
 
 
 @dataclass
@@ -80,6 +81,7 @@ def generated(live_stack: Settings) -> Iterator[LiveJob]:
     live = _start(live_stack, "gen")
     produce(replace(live_stack, events_topic=live.topic), 1500, seed=21,
             start=datetime.now(UTC) - timedelta(minutes=20), progress=False, save=False)
+    _send(live_stack, live.topic, [(b"u", NOT_UTF8, 0)])  # a dead letter that is not even text
     lifecycle.wait_caught_up(live_stack, live.job_id, live.job, progress=False)
     yield live
     lifecycle.cancel(live_stack, live.job_id)
@@ -98,6 +100,9 @@ def test_malformed_records_are_set_aside_with_the_bronze_reason(generated: LiveJ
     dead = lifecycle.read_table(live_stack, STREAM_DEAD_LETTER, f"kafka_topic == '{generated.topic}'")
     assert malformed, "the batch should hold malformed records"
     assert {(r.kafka_partition, r.kafka_offset): r.reason for r in dead.itertuples()} == malformed
+    # Read whole by PyIceberg and pandas, with the raw bytes kept byte for byte beside their text.
+    binary = dead[dead.reason == "not UTF-8 text"]
+    assert list(binary.payload) == [NOT_UTF8] and list(binary.payload_text) == [NOT_UTF8.decode(errors="replace")]
     assert FlinkRest(live_stack).job(generated.job_id)["state"] == "RUNNING"
 
 

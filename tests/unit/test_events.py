@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lib.service.events import handle_request, malformed_reason, validation_reason
+from lib.service.events import as_text, handle_request, malformed_reason, validation_reason
 
 WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -62,7 +62,8 @@ def test_each_broken_field_has_its_code_and_says_what_is_wrong(payload: str, cod
 @pytest.mark.parametrize(("value", "reason"), [
     (None, "empty record (null value)"),
     (b'{"event_id": "x", "user_id": trunc', "not JSON: JSONDecodeError"),
-    (b"{\"event_id\": \"\xc3\x28\"}", "not JSON: UnicodeDecodeError"),
+    (b"{\"event_id\": \"\xc3\x28\"}", "not UTF-8 text"),
+    ('{"event_id": "e-16"}'.encode("utf-16"), "not UTF-8 text"),  # JSON, but not in the contract's encoding
     (b'["to_roman", 12]', "not a JSON object: list"),
     (b'{"user_id": "u"}', "missing or unusable event_id"),
     (b'{"event_id": 42}', "missing or unusable event_id"),
@@ -70,6 +71,11 @@ def test_each_broken_field_has_its_code_and_says_what_is_wrong(payload: str, cod
 ])
 def test_malformed_records_are_named(value: bytes | None, reason: str) -> None:
     assert malformed_reason(value) == reason
+
+
+def test_any_bytes_have_a_text_rendering_and_keep_what_they_can() -> None:
+    assert as_text(b"\xc3\x28ok \xe2\x82\xac") == "\ufffd(ok \u20ac"
+    assert as_text(None) is None
 
 
 def test_an_event_with_a_wrong_type_is_not_malformed_but_rejected_later() -> None:

@@ -42,13 +42,16 @@ def _raw(spark: SparkSession, values: list[tuple[int, int, bytes | None]]) -> Da
 
 def test_split_sends_each_record_to_events_or_dead_letters_with_its_reason(spark: SparkSession) -> None:
     raw = _raw(spark, [(0, 0, _event("a")), (0, 1, b"not json"), (1, 0, b'{"user_id": "u"}'),
-                       (1, 1, None), (2, 0, _event("b", WHEN - timedelta(days=3)))])
+                       (1, 1, None), (2, 0, _event("b", WHEN - timedelta(days=3))), (2, 1, b"\xff\xfe{")])
     events, dead = split(raw, naive_utc(WHEN))
     got = {r.event_id: (r.event_date, r.user_id, r.kafka_partition) for r in events.collect()}
     assert got == {"a": (date(2026, 11, 20), "alice", 0), "b": (date(2026, 11, 17), "alice", 2)}
     reasons = {(r.kafka_partition, r.kafka_offset): r.reason for r in dead.collect()}
     assert reasons == {(0, 1): "not JSON: JSONDecodeError", (1, 0): "missing or unusable event_id",
-                       (1, 1): "empty record (null value)"}
+                       (1, 1): "empty record (null value)", (2, 1): "not UTF-8 text"}
+    # The raw bytes are kept as they came, beside a text rendering any reader can show.
+    binary = {r.kafka_offset: (bytes(r.payload), r.payload_text) for r in dead.where("kafka_partition = 2").collect()}
+    assert binary == {1: (b"\xff\xfe{", "\ufffd\ufffd{")}
 
 
 def test_an_unparsable_event_time_lands_with_a_null_date(spark: SparkSession) -> None:
