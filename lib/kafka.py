@@ -14,12 +14,18 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import TopicPartition as Partition
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from lib.errors import ProduceError
+
+#: What a broker answers about a group while its coordinator is still being elected or loaded
+#: (librdkafka does not always mark these retriable).
+_COORDINATOR_NOT_READY = (RdKafkaError.NOT_COORDINATOR, RdKafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                          RdKafkaError.COORDINATOR_NOT_AVAILABLE)
 
 logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
@@ -121,7 +127,7 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: list[i
     except KafkaException as exc:
         # A fresh broker is still creating __consumer_offsets (NOT_COORDINATOR, LOAD_IN_PROGRESS):
         # nothing can have been committed yet. Anything else is a real error.
-        if exc.args and exc.args[0].retriable():
+        if exc.args and (exc.args[0].retriable() or exc.args[0].code() in _COORDINATOR_NOT_READY):
             return {}
         raise
     finally:

@@ -14,7 +14,7 @@ from tabulate import tabulate
 from lib import stack
 from lib.config import Settings
 from lib.jobs import smoke
-from lib.jobs.runner import NOTEBOOKS, execute, run_folder
+from lib.jobs.runner import NOTEBOOKS, run_folder, run_notebook
 from lib.medallion.invariants import check_all
 from lib.medallion.spark import spark_session
 from lib.medallion.tables import DDL
@@ -46,11 +46,11 @@ def run_workbook(cfg: Settings) -> int:
         folder = run_folder(cfg)
         for name in notebooks():
             began = time.monotonic()
-            try:
-                execute(name, {}, folder / name)
+            outcome = run_notebook(name, {}, folder / name)
+            if outcome.ok:
                 rows.append((name, "ok", f"{time.monotonic() - began:.0f}s"))
-            except Exception as exc:
-                rows.append((name, "FAILED", f"{type(exc).__name__}: {str(exc)[:200]}"))
+            else:
+                rows.append((name, "FAILED", f"cell {outcome.failed_cell}: {outcome.error[:200]}"))
         for check in smoke.run_all(cfg):
             rows.append((check.name, "ok" if check.ok else "FAILED", check.detail))
         try:
