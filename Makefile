@@ -19,7 +19,7 @@ NBVAL := --nbval --nbval-kernel-name roman-workbook --nbval-sanitize-with notebo
 	clean clean-stack
 
 help: ## List the commands
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-17s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed $(FLINK_VENV)/.installed $(JARS_STAMP) $(KERNEL) ## Install what is missing: virtualenvs, jars, Jupyter kernel
 

@@ -81,13 +81,3 @@ def test_malformed_records_are_recognised_as_such() -> None:
 def test_bad_counts_are_refused(events: object) -> None:
     with pytest.raises(ValueError, match="positive whole number"):
         plan(events, 1, START, 3)  # type: ignore[arg-type]
-
-
-def test_malformed_reason_names_the_problem() -> None:
-    assert malformed_reason(b"{oops") == "not JSON: JSONDecodeError"
-    assert malformed_reason(b"[1]") == "not a JSON object: list"
-    assert malformed_reason(b'{"user_id": "u"}') == "missing or unusable event_id"
-    assert malformed_reason(b'{"event_id": 7}') == "missing or unusable event_id"
-    assert malformed_reason(None) == "empty record (null value)"
-    assert malformed_reason(b"\xff\xfe").startswith("not JSON")
-    assert malformed_reason(b'{"event_id": "abc"}') is None
