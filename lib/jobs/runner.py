@@ -39,7 +39,10 @@ class Outcome:
     figures: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def kept_at(self) -> str:
+    def kept_at(self) -> str | None:
+        """Where the executed notebook is kept (relative to the repository), or None when none was written."""
+        if not self.notebook.exists():
+            return None
         return str(self.notebook.relative_to(ROOT)) if self.notebook.is_relative_to(ROOT) else str(self.notebook)
 
 

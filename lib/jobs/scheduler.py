@@ -157,10 +157,9 @@ class Scheduler:
             if outcome.ok:
                 return
         assert outcome is not None
-        kept = outcome.kept_at if outcome.notebook.exists() else None
         label = f"[{interval.start.isoformat()}, {interval.end.isoformat()})"
         report.alerts.append(alert(self.cfg, spec.name, label, self.retry.attempts, outcome.failed_cell,
-                                   outcome.error, kept))
+                                   outcome.error, outcome.kept_at))
 
     def _attempt(self, spec: Job, interval: Interval, attempt: int, params: dict) -> Outcome:
         target = self.cfg.runs_dir / spec.name / interval.label / f"attempt-{attempt}.ipynb"
@@ -172,9 +171,8 @@ class Scheduler:
             outcome = Outcome(target, False, None, str(exc).split(". ")[0])
         else:
             outcome = run_notebook(spec.notebook, params, target, progress=self.progress)
-        kept = outcome.kept_at if outcome.notebook.exists() else None
-        self.history.end(run_id, outcome.ok, time.monotonic() - began, outcome.figures.get("rows_merged"), kept,
-                         outcome.error)
+        self.history.end(run_id, outcome.ok, time.monotonic() - began, outcome.figures.get("rows_merged"),
+                         outcome.kept_at, outcome.error)
         return outcome
 
     @contextmanager

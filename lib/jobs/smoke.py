@@ -16,7 +16,7 @@ from lib.config import Settings
 from lib.kafka import ensure_topic
 from lib.medallion.catalog import catalog
 from lib.medallion.spark import spark_session
-from lib.stack.base import http_json
+from lib.stream.rest import FlinkRest
 
 SMOKE_TOPIC = "workbook-smoke"
 SMOKE_TABLE = "smoke.roundtrip"
@@ -63,7 +63,7 @@ def iceberg_roundtrip(cfg: Settings) -> Check:
 
 def flink_cluster(cfg: Settings) -> Check:
     """The session cluster's REST API answers and a taskmanager offers slots."""
-    overview = http_json(f"{cfg.flink_rest_url}/overview")
+    overview = FlinkRest(cfg).overview()
     ok = overview.get("taskmanagers", 0) >= 1 and overview.get("slots-total", 0) >= 1
     detail = f"{overview.get('taskmanagers')} taskmanager, {overview.get('slots-total')} slots"
     return Check("flink cluster", ok, detail)

@@ -104,10 +104,11 @@ def submit(cfg: Settings, job: StreamJob, restore_from: str | None = None) -> st
 def _newest_state(flink: FlinkRest, job_id: str) -> tuple[int, str, str] | None:
     """(time, kind, path) of the newest completed checkpoint or savepoint of a job, as Flink reports it."""
     latest = flink.checkpoints(job_id).get("latest") or {}
-    found = [(int(point.get("latest_ack_timestamp", 0)), kind, point["external_path"])
-             for kind in ("checkpoint", "savepoint")
-             if (point := latest.get("completed" if kind == "checkpoint" else "savepoint"))
-             and point.get("external_path")]
+    found = []
+    for kind, key in (("checkpoint", "completed"), ("savepoint", "savepoint")):
+        point = latest.get(key) or {}
+        if point.get("external_path"):
+            found.append((int(point.get("latest_ack_timestamp", 0)), kind, point["external_path"]))
     return max(found) if found else None
 
 
