@@ -43,3 +43,8 @@ class SchedulerBusy(WorkbookError):
 
 class InjectedCrash(WorkbookError):
     """Raised at an armed crash point (lib.faults): a drill's stand-in for a killed driver."""
+
+
+class CommitConflict(WorkbookError):
+    """Another run committed to the same table (or offsets) while this one ran; the run is retried
+    against the new state (lib.medallion.commits)."""

@@ -1,18 +1,30 @@
-"""Test hooks that crash a job at a named point, as a killed driver would.
+"""Test hooks that crash a job at a named point, as a killed driver would, or hold it there until
+a second run arrives, as two runs started together would meet.
 
 Set WORKBOOK_CRASH_AT=<point> (or call `crash_at(point)` in-process) and the job raises
 InjectedCrash when it reaches that point. The drills and tests use it to prove that a re-run
-after a crash yields the same tables as a run without one. A no-op unless asked for.
-(A killed *service* is `lib.stack.kill`.)
+after a crash yields the same tables as a run without one.
+
+Set WORKBOOK_RENDEZVOUS=<point>@<directory>#<parties> (or call `rendezvous_at`) and each run (a
+process, or a thread) waits at that point until `parties` runs have reached it: the race of two
+runs over the same records, made certain instead of left to timing. Once per run. Both are
+no-ops unless asked for. (A killed *service* is `lib.stack.kill`.)
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
+from pathlib import Path
 
-from lib.errors import InjectedCrash
+from lib.errors import InjectedCrash, ParameterError
 
 _ARMED: set[str] = set()
+_MEETING: dict[str, tuple[Path, int]] = {}
+_MET: set[str] = set()
+#: How long a run waits for the others at a rendezvous before it gives up.
+RENDEZVOUS_TIMEOUT_S = 180.0
 
 
 def crash_at(point: str | None) -> None:
@@ -23,8 +35,41 @@ def crash_at(point: str | None) -> None:
         _ARMED.add(point)
 
 
+def rendezvous_at(point: str | None, directory: Path | None = None, parties: int = 2) -> None:
+    """Arm (or with None, disarm all) a rendezvous of `parties` runs at `point`, met in `directory`."""
+    if point is None:
+        _MEETING.clear()
+        _MET.clear()
+    else:
+        _MEETING[point] = (Path(directory or "."), parties)
+
+
+def _from_environment(point: str) -> tuple[Path, int] | None:
+    spec = os.environ.get("WORKBOOK_RENDEZVOUS", "")
+    if not spec.startswith(point + "@"):
+        return None
+    place, _, parties = spec[len(point) + 1:].rpartition("#")
+    if not place or not parties.isdigit():
+        raise ParameterError(f"WORKBOOK_RENDEZVOUS={spec!r}: write it as <point>@<directory>#<parties>, "
+                             "for example bronze.before_events@/tmp/race#2")
+    return Path(place), int(parties)
+
+
 def checkpoint(point: str) -> None:
-    """Crash here if this point is armed, by the environment or by `crash_at`."""
+    """Crash here if this point is armed; wait here for the others if a rendezvous is set for it."""
     if point in _ARMED or os.environ.get("WORKBOOK_CRASH_AT") == point:
         raise InjectedCrash(f"injected crash at {point!r}")
-
+    meeting = _MEETING.get(point) or _from_environment(point)
+    me = f"{os.getpid()}-{threading.get_ident()}"
+    if meeting is None or f"{me}@{point}" in _MET:
+        return
+    _MET.add(f"{me}@{point}")
+    directory, parties = meeting
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{point}.{me}").touch()
+    deadline = time.monotonic() + RENDEZVOUS_TIMEOUT_S
+    while len(list(directory.glob(f"{point}.*"))) < parties:
+        if time.monotonic() > deadline:
+            raise InjectedCrash(f"rendezvous at {point!r}: the other runs did not arrive within "
+                                f"{RENDEZVOUS_TIMEOUT_S:.0f} s (see {directory})")
+        time.sleep(0.05)

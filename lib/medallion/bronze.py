@@ -7,6 +7,7 @@ MAX(kafka_offset) over all partitions would skip or re-read records). Records ar
 (ROW_NUMBER over event_id) and against the table (MERGE ... WHEN NOT MATCHED THEN INSERT), dead
 letters by their Kafka coordinates. The run's offsets are appended last, as its commit marker: a
 crash before it means the next run reads the same range again, and the MERGEs make that harmless.
+Two runs at once cannot both land the same records: see lib.medallion.commits.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ from pyspark.sql import functions as F
 
 from lib import faults
 from lib.config import Settings
-from lib.errors import ParameterError
+from lib.errors import CommitConflict, ParameterError
 from lib.kafka import beginning_offsets, end_offsets
 from lib.medallion.catalog import keep_raw_payload
+from lib.medallion.commits import GUARD, insert_new, retry_on_conflict
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
     BRONZE_EVENTS,
     BRONZE_OFFSETS,
     create_tables,
     date_predicate,
-    insert_new,
     naive_utc,
     time_window,
 )
@@ -53,6 +54,8 @@ class BronzeRun:
     duplicates_in_batch: int = 0
     events_inserted: int = 0
     dead_letters_inserted: int = 0
+    #: Races lost to another run before this attempt committed (each one re-ran the whole step).
+    conflicts: int = 0
 
     @property
     def rows_merged(self) -> int:
@@ -154,18 +157,26 @@ def run_bronze(spark: SparkSession, cfg: Settings, backfill: bool = False, start
     events with event_time in [start, end), leaving the incremental position alone.
 
     `max_records` bounds what one run reads (a backlog drained in bounded runs keeps the driver's
-    memory flat); the offsets committed say where the next run continues."""
+    memory flat); the offsets committed say where the next run continues. A run that loses a race
+    with another run over the same records starts again from the new position (lib.medallion.commits)."""
     if backfill and (start is None or end is None):
         raise ParameterError("a Bronze backfill needs both start and end: the event_time interval to re-read")
     if keep_raw_payload(cfg, BRONZE_DEAD_LETTER):
         spark.catalog.refreshTable(BRONZE_DEAD_LETTER)  # this session may hold the old schema
     create_tables(spark)
-    run = BronzeRun(run_id=str(uuid.uuid4()), backfill=backfill)
+    return retry_on_conflict(lambda conflicts: _run_once(spark, cfg, backfill, start, end, max_records, conflicts),
+                             "bronze")
+
+
+def _run_once(spark: SparkSession, cfg: Settings, backfill: bool, start: datetime | None, end: datetime | None,
+              max_records: int | None, conflicts: int) -> BronzeRun:
+    run = BronzeRun(run_id=str(uuid.uuid4()), backfill=backfill, conflicts=conflicts)
     run.ranges = bounded(offset_ranges(spark, cfg, backfill), max_records)
     if all(s >= e for s, e in run.ranges.values()):
         return run
     ingested_at = naive_utc()
     raw = read_kafka(spark, cfg, run.ranges).persist()
+    events = batch = None
     try:
         run.records_read = raw.count()
         events, dead = split(raw, ingested_at)
@@ -177,6 +188,7 @@ def run_bronze(spark: SparkSession, cfg: Settings, backfill: bool = False, start
         run.duplicates_in_batch = events.count() - distinct
         run.malformed = dead.count()
         nearby = date_predicate(spark, batch, slack=DATE_SLACK)
+        faults.checkpoint("bronze.before_events")
         run.events_inserted = insert_new(spark, batch, BRONZE_EVENTS, f"t.event_id = s.event_id AND {nearby}")
         faults.checkpoint("bronze.after_events")
         if not backfill:
@@ -186,14 +198,33 @@ def run_bronze(spark: SparkSession, cfg: Settings, backfill: bool = False, start
                 "AND t.kafka_offset = s.kafka_offset")
         faults.checkpoint("bronze.before_offsets")
         if not backfill:
-            _commit_offsets(spark, cfg, run)
+            commit_offsets(spark, cfg, run)
+        faults.checkpoint("bronze.after_commit")  # committed, not yet reported: a retry must change nothing
     finally:
-        spark.catalog.clearCache()
+        for frame in (raw, events, batch):
+            if frame is not None:
+                frame.unpersist()
     return run
 
 
-def _commit_offsets(spark: SparkSession, cfg: Settings, run: BronzeRun) -> None:
+def commit_offsets(spark: SparkSession, cfg: Settings, run: BronzeRun) -> None:
+    """Append the run's ranges: its commit marker. Only from the position the run started at: a
+    range that overlaps one another run committed meanwhile is refused, and the run starts again."""
     topic = cfg.events_topic
     now = naive_utc()
     rows = [(run.run_id, topic, p, s, e, now) for p, (s, e) in run.ranges.items() if e > s]
-    spark.createDataFrame(rows, spark.table(BRONZE_OFFSETS).schema).writeTo(BRONZE_OFFSETS).append()
+    view = f"offsets_{run.run_id.replace('-', '')}"
+    spark.createDataFrame(rows, spark.table(BRONZE_OFFSETS).schema).createOrReplaceTempView(view)
+    try:
+        spark.sql(f"""
+            MERGE INTO {BRONZE_OFFSETS} t USING {view} s
+            ON t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition
+               AND t.start_offset < s.end_offset AND s.start_offset < t.end_offset
+            {GUARD} WHEN NOT MATCHED THEN INSERT *""")
+    finally:
+        spark.catalog.dropTempView(view)
+    spark.catalog.refreshTable(BRONZE_OFFSETS)
+    kept = spark.table(BRONZE_OFFSETS).where(f"run_id = '{run.run_id}'").count()
+    if kept < len(rows):
+        raise CommitConflict(f"bronze: another run committed offsets overlapping {len(rows) - kept} of this "
+                             "run's ranges; its records are in the tables, this run reads on from there")

@@ -9,12 +9,15 @@ a full recompute from Silver.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lib import faults
+from lib.medallion.commits import retry_on_conflict
 from lib.medallion.tables import GOLD_DAILY, SILVER_EVENTS, create_tables, in_list, naive_utc, time_window
 
 
@@ -25,6 +28,7 @@ class GoldRun:
     touched_keys: int = 0
     touched_dates: int = 0
     rows_after: int = 0
+    conflicts: int = 0
 
     @property
     def rows_merged(self) -> int:
@@ -49,9 +53,14 @@ def aggregate(silver: DataFrame, generated_at: datetime | None) -> DataFrame:
 
 def run_gold(spark: SparkSession, start: datetime, end: datetime) -> GoldRun:
     """Recompute every (event_date, user_id) that Silver rows processed in [start, end) touched
-    (the scheduler's default interval: the previous day)."""
+    (the scheduler's default interval: the previous day). Two runs at once: the MERGE updates rows,
+    so Iceberg validates it, and the loser recomputes from the new state (lib.medallion.commits)."""
     create_tables(spark)
-    run = GoldRun(start, end)
+    return retry_on_conflict(lambda conflicts: _run_once(spark, start, end, conflicts), "gold")
+
+
+def _run_once(spark: SparkSession, start: datetime, end: datetime, conflicts: int) -> GoldRun:
+    run = GoldRun(start, end, conflicts=conflicts)
     touched = spark.table(SILVER_EVENTS).where(time_window("processed_at", start, end)) \
         .select("event_date", "user_id").distinct().persist()
     try:
@@ -63,13 +72,18 @@ def run_gold(spark: SparkSession, start: datetime, end: datetime) -> GoldRun:
         silver = spark.table(SILVER_EVENTS).where(f"event_date IN ({in_list(dates)})")
         fresh = aggregate(silver.join(touched, ["event_date", "user_id"], "left_semi"),
                           naive_utc())
-        fresh.createOrReplaceTempView("gold_batch")
-        spark.sql(f"""
-            MERGE INTO {GOLD_DAILY} t USING gold_batch s
-            ON t.event_date = s.event_date AND t.user_id = s.user_id AND t.event_date IN ({in_list(dates)})
-            WHEN MATCHED THEN UPDATE SET *
-            WHEN NOT MATCHED THEN INSERT *""")
+        view = f"gold_batch_{uuid.uuid4().hex[:8]}"
+        fresh.createOrReplaceTempView(view)
+        faults.checkpoint("gold.before_merge")
+        try:
+            spark.sql(f"""
+                MERGE INTO {GOLD_DAILY} t USING {view} s
+                ON t.event_date = s.event_date AND t.user_id = s.user_id AND t.event_date IN ({in_list(dates)})
+                WHEN MATCHED THEN UPDATE SET *
+                WHEN NOT MATCHED THEN INSERT *""")
+        finally:
+            spark.catalog.dropTempView(view)
         run.rows_after = spark.table(GOLD_DAILY).count()
     finally:
-        spark.catalog.clearCache()
+        touched.unpersist()
     return run

@@ -20,6 +20,7 @@ from lib.medallion.silver import bronze_interval
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
     BRONZE_EVENTS,
+    BRONZE_OFFSETS,
     GOLD_DAILY,
     SILVER_EVENTS,
     SILVER_REJECTED,
@@ -54,6 +55,19 @@ def kafka_accounted(spark: SparkSession, cfg: Settings) -> Invariant:
     return Invariant("every Kafka record in exactly one of bronze events / dead letters", ok,
                      f"missing events {missing}, unknown events {extra}, doubled event_ids {doubled}, "
                      f"missing dead letters {dead_missing}, doubled dead letters {dead_doubled}")
+
+
+def offsets_tile(spark: SparkSession, cfg: Settings) -> Invariant:
+    """The committed ranges of each partition follow each other: no gap, no overlap, whatever was
+    bounded, crashed, retried or raced."""
+    ranges = spark.sql(f"""
+        SELECT kafka_partition, start_offset, end_offset,
+               LAG(end_offset) OVER (PARTITION BY kafka_partition ORDER BY start_offset) AS previous_end
+        FROM {BRONZE_OFFSETS} WHERE kafka_topic = '{cfg.events_topic}'""")
+    gaps = ranges.where("previous_end < start_offset").count()
+    overlaps = ranges.where("previous_end > start_offset").count()
+    return Invariant("committed offset ranges tile each partition", gaps == overlaps == 0,
+                     f"ranges {ranges.count()}, gaps {gaps}, overlaps {overlaps}")
 
 
 def bronze_is_silver_plus_rejected(spark: SparkSession) -> Invariant:
@@ -113,7 +127,7 @@ def check_all(spark: SparkSession, cfg: Settings,
     """The invariants of the named layers, each recomputed from its source."""
     checks = []
     if "bronze" in layers:
-        checks.append(kafka_accounted(spark, cfg))
+        checks.extend([kafka_accounted(spark, cfg), offsets_tile(spark, cfg)])
     if "silver" in layers:
         checks.append(bronze_is_silver_plus_rejected(spark))
     if "gold" in layers:

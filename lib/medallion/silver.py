@@ -15,6 +15,8 @@ from datetime import datetime
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lib import faults
+from lib.medallion.commits import insert_new, retry_on_conflict
 from lib.medallion.tables import (
     BRONZE_EVENTS,
     SILVER_EVENTS,
@@ -22,7 +24,6 @@ from lib.medallion.tables import (
     columns,
     create_tables,
     date_predicate,
-    insert_new,
     naive_utc,
     time_window,
 )
@@ -43,6 +44,7 @@ class SilverRun:
     rejected: int = 0
     inserted: int = 0
     rejected_inserted: int = 0
+    conflicts: int = 0
 
     @property
     def rows_merged(self) -> int:
@@ -73,11 +75,19 @@ def validate(bronze: DataFrame, processed_at: datetime) -> tuple[DataFrame, Data
 
 
 def run_silver(spark: SparkSession, start: datetime, end: datetime) -> SilverRun:
-    """One Silver run over [start, end) of ingestion time (the scheduler's default: the last full hour)."""
+    """One Silver run over [start, end) of ingestion time (the scheduler's default: the last full hour).
+    A run that loses a race with another run of the same rows does its work again (lib.medallion.commits)."""
     create_tables(spark)
-    run = SilverRun(start, end)
+    return retry_on_conflict(lambda conflicts: _run_once(spark, start, end, conflicts), "silver")
+
+
+def _run_once(spark: SparkSession, start: datetime, end: datetime, conflicts: int) -> SilverRun:
+    run = SilverRun(start, end, conflicts=conflicts)
     processed_at = naive_utc()
-    bronze = bronze_interval(spark, start, end).persist()
+    # Materialized with its lineage cut: a MERGE whose source still reads an Iceberg table through a
+    # cached plan fails to plan on Spark 4.1 ("No plan for TableReference") once a run is retried.
+    bronze = bronze_interval(spark, start, end).localCheckpoint()
+    valid = rejected = None
     try:
         run.bronze_rows = bronze.count()
         if run.bronze_rows == 0:
@@ -86,8 +96,12 @@ def run_silver(spark: SparkSession, start: datetime, end: datetime) -> SilverRun
         valid, rejected = valid.persist(), rejected.persist()
         run.valid, run.rejected = valid.count(), rejected.count()
         same_day = date_predicate(spark, valid)
+        faults.checkpoint("silver.before_merge")
         run.inserted = insert_new(spark, valid, SILVER_EVENTS, f"t.event_id = s.event_id AND {same_day}")
+        faults.checkpoint("silver.after_events")
         run.rejected_inserted = insert_new(spark, rejected, SILVER_REJECTED, "t.event_id = s.event_id")
     finally:
-        spark.catalog.clearCache()
+        for frame in (bronze, valid, rejected):
+            if frame is not None:
+                frame.unpersist()
     return run

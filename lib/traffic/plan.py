@@ -67,8 +67,8 @@ class Record:
     position: float = 0.0  # send order
 
 
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+def _uuid(rng: random.Random, salt: int = 0) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128) ^ salt, version=4))
 
 
 def _partition_for(key: bytes, partitions: int) -> int:
@@ -76,8 +76,12 @@ def _partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def plan(events: int, seed: int, start: datetime, partitions: int, shape: TrafficShape | None = None) -> list[Record]:
-    """The records of one batch, in send order; deterministic for a given seed and start."""
+def plan(events: int, seed: int, start: datetime, partitions: int, shape: TrafficShape | None = None,
+         salt: int = 0) -> list[Record]:
+    """The records of one batch, in send order; deterministic for a given seed and start.
+
+    `salt` gives the same batch (same kinds, counts, users and times) with other event_ids: a drill
+    repeated on a stack that already holds the seed's events still lands every one of them."""
     if isinstance(events, bool) or not isinstance(events, int) or events < 1:
         raise ValueError(f"events={events!r}: give a positive whole number of requests, e.g. --events 1000")
     shape = shape or TrafficShape()
@@ -99,13 +103,13 @@ def plan(events: int, seed: int, start: datetime, partitions: int, shape: Traffi
         late = rng.random() < shape.late_share
         if late:
             when -= timedelta(hours=rng.uniform(*shape.late_hours))
-        event = handle_request(operation, text, user, event_id=_uuid(rng), event_time=when)
+        event = handle_request(operation, text, user, event_id=_uuid(rng, salt), event_time=when)
         event = replace(event, latency_ms=round(rng.lognormvariate(0.0, 0.6), 3))
         records.append(Record(event.key, event.to_json(), _partition_for(event.key, partitions), "event",
                               event.event_id, late, event.success, operation, position=float(i)))
     _add_duplicates(records, rng, shape, partitions)
-    _add_invalid(records, rng, shape, users, start, partitions)
-    _add_malformed(records, rng, shape, users, partitions)
+    _add_invalid(records, rng, shape, users, start, partitions, salt)
+    _add_malformed(records, rng, shape, users, partitions, salt)
     return _in_send_order(records)
 
 
@@ -133,12 +137,12 @@ def _add_duplicates(records: list[Record], rng: random.Random, shape: TrafficSha
 
 
 def _add_invalid(records: list[Record], rng: random.Random, shape: TrafficShape, users: list[str],
-                 start: datetime, partitions: int) -> None:
+                 start: datetime, partitions: int, salt: int) -> None:
     count = max(1, round(sum(r.kind == "event" for r in records) * shape.invalid_share))
     for j in range(count):
         kind = INVALID_KINDS[j % len(INVALID_KINDS)]
         user = rng.choice(users)
-        event = handle_request("to_roman", str(rng.randint(1, 3999)), user, event_id=_uuid(rng),
+        event = handle_request("to_roman", str(rng.randint(1, 3999)), user, event_id=_uuid(rng, salt),
                                event_time=start + timedelta(seconds=rng.uniform(0, 60)))
         doc = replace(event, latency_ms=1.0).as_dict()
         if kind == "bad_operation":
@@ -156,13 +160,13 @@ def _add_invalid(records: list[Record], rng: random.Random, shape: TrafficShape,
 
 
 def _add_malformed(records: list[Record], rng: random.Random, shape: TrafficShape, users: list[str],
-                   partitions: int) -> None:
+                   partitions: int, salt: int) -> None:
     count = max(len(MALFORMED_KINDS), round(sum(r.kind == "event" for r in records) * shape.malformed_share))
     for j in range(count):
         kind = MALFORMED_KINDS[j % len(MALFORMED_KINDS)]
         user = rng.choice(users)
         value = {
-            "not_json": b'{"event_id": "' + _uuid(rng).encode() + b'", "user_id": trunc',
+            "not_json": b'{"event_id": "' + _uuid(rng, salt).encode() + b'", "user_id": trunc',
             "not_object": json.dumps(["to_roman", rng.randint(1, 3999)]).encode(),
             "no_event_id": json.dumps({"user_id": user, "operation": "to_roman", "input": "12"}).encode(),
             "bad_event_id": json.dumps({"event_id": rng.randint(1, 10**6), "user_id": user}).encode(),

@@ -59,14 +59,14 @@ def _via_service(cfg: Settings, records: list[Record]) -> tuple[list[Record], in
 
 
 def produce(cfg: Settings, events: int, seed: int = 7, start: datetime | None = None, shape: TrafficShape | None = None,
-            progress: bool = True, save: bool = True, via_service: bool = False) -> Manifest:
+            progress: bool = True, save: bool = True, via_service: bool = False, salt: int = 0) -> Manifest:
     """Plan a batch, send it with acks=all, and return the manifest of what the broker acknowledged.
 
     Nothing is counted as sent until the broker acknowledged it (the delivery report); records
     that were not acknowledged make this raise, after all others were flushed.
     """
     start = start or datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=60)
-    records = plan(events, seed, start, cfg.events_partitions, shape)
+    records = plan(events, seed, start, cfg.events_partitions, shape, salt)
     began = time.monotonic()
     direct = records
     if via_service:

@@ -81,3 +81,13 @@ def test_malformed_records_are_recognised_as_such() -> None:
 def test_bad_counts_are_refused(events: object) -> None:
     with pytest.raises(ValueError, match="positive whole number"):
         plan(events, 1, START, 3)  # type: ignore[arg-type]
+
+
+def test_a_salt_keeps_the_batch_and_changes_only_its_event_ids() -> None:
+    a, b = plan(400, 9, START, 3), plan(400, 9, START, 3, salt=12345)
+    assert [(r.kind, r.key, r.partition) for r in a] == [(r.kind, r.key, r.partition) for r in b]
+    ids_a = {r.event_id for r in a if r.event_id}
+    ids_b = {r.event_id for r in b if r.event_id}
+    assert len(ids_a) == len(ids_b) and not ids_a & ids_b
+    strip = [(json.loads(r.value) | {"event_id": None}) for r in a if r.kind == "event"]
+    assert strip == [(json.loads(r.value) | {"event_id": None}) for r in b if r.kind == "event"]
