@@ -30,7 +30,8 @@ RESULTS = Path(__file__).parent / "results"
 REQUESTS = 1_000_000
 MAX_RECORDS = 200_000
 DRIVER_MEMORY = "1g"
-TOPIC = "bench-backlog"
+#: A topic of its own per invocation (the private stack keeps its broker's data between invocations).
+TOPIC = os.environ.get("BENCH_BACKLOG_TOPIC") or f"bench-backlog-{int(time.time())}"
 
 
 def arm(bound: int | None) -> dict:
@@ -85,7 +86,7 @@ def _cfg() -> Settings:
 
 
 def _run_arm(bound: int | None) -> dict:
-    env = {**os.environ, "SPARK_DRIVER_MEMORY": DRIVER_MEMORY}
+    env = {**os.environ, "SPARK_DRIVER_MEMORY": DRIVER_MEMORY, "BENCH_BACKLOG_TOPIC": TOPIC}
     began = time.monotonic()
     child = subprocess.Popen([sys.executable, "-m", "bench.bounded_backlog", "--arm", str(bound or 0)], cwd=ROOT,
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

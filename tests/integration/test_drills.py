@@ -1,9 +1,9 @@
 """The failure drills of notebook 06 as tests: each breaks something for real on the running stack
 and must recover with every figure as expected and every invariant holding.
 
-Drill 4 (Kafka down under the scheduler) is tests/integration/test_scheduler.py's outage test and
-drill 5 (a killed taskmanager) test_stream.py's restore test, both in more depth; the notebook runs
-all nine under nbval.
+Drills 4 (Kafka down under the scheduler) and 5 (a killed taskmanager, Spark covering the gap) run
+in notebook 06 under nbval, whose last cell asserts every drill recovered; test_scheduler.py's outage
+test and test_stream.py's restore test cover the same failures in more depth.
 """
 
 from __future__ import annotations

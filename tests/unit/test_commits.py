@@ -1,0 +1,87 @@
+"""The concurrency helpers without Spark: the retry on a lost race, and the rendezvous that makes a
+race certain."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lib import faults
+from lib.errors import CommitConflict, InjectedCrash, ParameterError
+from lib.medallion import commits
+
+
+def test_a_lost_race_is_run_again_and_says_how_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commits.time, "sleep", lambda s: None)
+    seen = []
+
+    def step(conflicts: int) -> int:
+        seen.append(conflicts)
+        if conflicts < 2:
+            raise RuntimeError("org.apache.iceberg.exceptions.ValidationException: Found conflicting files")
+        return conflicts
+
+    assert commits.retry_on_conflict(step, "bronze") == 2 and seen == [0, 1, 2]
+
+
+def test_any_other_error_passes_through_at_once() -> None:
+    calls = []
+
+    def step(conflicts: int) -> None:
+        calls.append(conflicts)
+        raise ValueError("a bug, not a race")
+
+    with pytest.raises(ValueError):
+        commits.retry_on_conflict(step, "silver")
+    assert calls == [0]
+
+
+def test_a_run_that_keeps_losing_gives_up_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commits.time, "sleep", lambda s: None)
+
+    def step(conflicts: int) -> None:
+        raise CommitConflict("offsets overlap")
+
+    with pytest.raises(CommitConflict, match=r"3 times in a row.*nothing was doubled"):
+        commits.retry_on_conflict(step, "gold", attempts=3)
+
+
+def test_runs_meet_at_a_rendezvous_before_either_goes_on(tmp_path: Path) -> None:
+    passed: list[float] = []
+    faults.rendezvous_at("bronze.before_events", tmp_path, parties=2)
+    try:
+        def run(delay: float) -> None:
+            time.sleep(delay)
+            faults.checkpoint("bronze.before_events")
+            passed.append(time.monotonic())
+            faults.checkpoint("bronze.before_events")  # once per run: the second time does not wait
+
+        began = time.monotonic()
+        threads = [threading.Thread(target=run, args=(d,)) for d in (0.0, 0.5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        faults.rendezvous_at(None)
+    assert len(passed) == 2 and min(passed) - began >= 0.5  # the early one waited for the late one
+
+
+def test_a_rendezvous_nobody_else_reaches_fails_instead_of_hanging(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faults, "RENDEZVOUS_TIMEOUT_S", 0.2)
+    faults.rendezvous_at("gold.before_merge", tmp_path, parties=2)
+    try:
+        with pytest.raises(InjectedCrash, match="did not arrive"):
+            faults.checkpoint("gold.before_merge")
+    finally:
+        faults.rendezvous_at(None)
+
+
+def test_a_malformed_rendezvous_setting_names_the_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBOOK_RENDEZVOUS", "silver.before_merge@/tmp/x")
+    with pytest.raises(ParameterError, match=r"<point>@<directory>#<parties>"):
+        faults.checkpoint("silver.before_merge")
