@@ -53,6 +53,7 @@ from lib.medallion.tables import (
     GOLD_DAILY,
     SILVER_EVENTS,
     SILVER_REJECTED,
+    create_tables,
     time_window,
 )
 from lib.service.events import handle_request
@@ -136,6 +137,18 @@ def _gold_check(spark: SparkSession, since: datetime) -> Invariant:
     return gold_matches_recompute(spark, keys)
 
 
+def _crashed(point: str, step: Callable[[], object]) -> bool:
+    """Run `step` with the crash point armed; True when it crashed there."""
+    faults.crash_at(point)
+    try:
+        step()
+    except InjectedCrash:
+        return True
+    finally:
+        faults.crash_at(None)
+    return False
+
+
 def _bronze_checks(spark: SparkSession, cfg: Settings) -> list[Invariant]:
     return [kafka_accounted(spark, cfg), offsets_tile(spark, cfg)]
 
@@ -160,6 +173,7 @@ def bronze_killed_mid_write(spark: SparkSession, cfg: Settings, salt: int) -> Dr
     drill = Drill(1, "Bronze killed mid-write", "the driver process SIGKILLed while writing data files")
     cfg = drill_cfg(cfg, 1, salt)
     manifest = _traffic(cfg, 3000, seed=101, salt=salt)
+    create_tables(spark)  # on a fresh stack, this drill may be the first to touch Bronze
     location = Path(urlparse(catalog(cfg).load_table(BRONZE_EVENTS).location()).path)
     before = _data_files(location)
     env = {**os.environ, "EVENTS_TOPIC": cfg.events_topic}
@@ -193,14 +207,7 @@ def bronze_crash_after_commit(spark: SparkSession, cfg: Settings, salt: int) -> 
     drill = Drill(2, "Bronze dies after its commit", "crash after the offsets commit, before success was reported")
     cfg = drill_cfg(cfg, 2, salt)
     manifest = _traffic(cfg, 1000, seed=102, salt=salt)
-    faults.crash_at("bronze.after_commit")
-    try:
-        run_bronze(spark, cfg)
-        crashed = False
-    except InjectedCrash:
-        crashed = True
-    finally:
-        faults.crash_at(None)
+    crashed = _crashed("bronze.after_commit", lambda: run_bronze(spark, cfg))
     landed = _landed(spark, cfg)
     retry = run_bronze(spark, cfg)
     drill.evidence = {"crashed": crashed, "records the retry read": retry.records_read,
@@ -225,14 +232,8 @@ def silver_and_gold_fail_then_retry(spark: SparkSession, cfg: Settings, salt: in
     crashes = 0
     for point, step in (("silver.after_events", lambda: run_silver(spark, start, end)),
                         ("gold.before_merge", lambda: run_gold(spark, start, datetime.now(UTC)))):
-        faults.crash_at(point)
-        try:
-            step()
-        except InjectedCrash:
-            crashes += 1
-        finally:
-            faults.crash_at(None)
-        step()
+        crashes += _crashed(point, step)
+        step()  # the retry, for the same interval
     topic = cfg.events_topic
     row = spark.sql(f"""
         SELECT COUNT(s.event_id) AS silver, COUNT(r.event_id) AS rejected
