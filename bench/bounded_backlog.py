@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -80,8 +81,6 @@ class _HeapPeak:
 
 
 def _cfg() -> Settings:
-    from dataclasses import replace
-
     return replace(private_settings(), events_topic=TOPIC)
 
 

@@ -49,7 +49,7 @@ from lib.medallion.silver import run_silver
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
     BRONZE_EVENTS,
-    BRONZE_OFFSETS,
+    DDL,
     GOLD_DAILY,
     SILVER_EVENTS,
     SILVER_REJECTED,
@@ -125,7 +125,7 @@ def _landed(spark: SparkSession, cfg: Settings) -> dict[str, int]:
 
 def _refresh(spark: SparkSession) -> None:
     """Forget cached table metadata: another process (or session) committed meanwhile."""
-    for table in (BRONZE_EVENTS, BRONZE_DEAD_LETTER, BRONZE_OFFSETS, SILVER_EVENTS, SILVER_REJECTED, GOLD_DAILY):
+    for table in DDL:  # every medallion table
         spark.catalog.refreshTable(table)
 
 

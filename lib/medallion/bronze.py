@@ -25,7 +25,7 @@ from lib.config import Settings
 from lib.errors import CommitConflict, ParameterError
 from lib.kafka import beginning_offsets, end_offsets
 from lib.medallion.catalog import keep_raw_payload
-from lib.medallion.commits import GUARD, insert_new, retry_on_conflict
+from lib.medallion.commits import insert_new, retry_on_conflict
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
     BRONZE_EVENTS,
@@ -213,16 +213,10 @@ def commit_offsets(spark: SparkSession, cfg: Settings, run: BronzeRun) -> None:
     topic = cfg.events_topic
     now = naive_utc()
     rows = [(run.run_id, topic, p, s, e, now) for p, (s, e) in run.ranges.items() if e > s]
-    view = f"offsets_{run.run_id.replace('-', '')}"
-    spark.createDataFrame(rows, spark.table(BRONZE_OFFSETS).schema).createOrReplaceTempView(view)
-    try:
-        spark.sql(f"""
-            MERGE INTO {BRONZE_OFFSETS} t USING {view} s
-            ON t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition
-               AND t.start_offset < s.end_offset AND s.start_offset < t.end_offset
-            {GUARD} WHEN NOT MATCHED THEN INSERT *""")
-    finally:
-        spark.catalog.dropTempView(view)
+    insert_new(spark, spark.createDataFrame(rows, spark.table(BRONZE_OFFSETS).schema), BRONZE_OFFSETS,
+               "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
+               "AND t.start_offset < s.end_offset AND s.start_offset < t.end_offset")
+    # Counted by run_id, not by the table's growth: another topic's run may commit meanwhile.
     spark.catalog.refreshTable(BRONZE_OFFSETS)
     kept = spark.table(BRONZE_OFFSETS).where(f"run_id = '{run.run_id}'").count()
     if kept < len(rows):

@@ -17,7 +17,8 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from lib.errors import CommitConflict
@@ -35,6 +36,17 @@ _CONFLICT_MARKERS = ("org.apache.iceberg.exceptions.ValidationException",
                      "org.apache.iceberg.exceptions.CommitFailedException")
 
 
+@contextmanager
+def temp_view(spark: SparkSession, frame: DataFrame, label: str) -> Iterator[str]:
+    """`frame` as a temporary view for one statement, under a name no concurrent run shares."""
+    view = f"{label.replace('.', '_')}_{uuid.uuid4().hex[:8]}"
+    frame.createOrReplaceTempView(view)
+    try:
+        yield view
+    finally:
+        spark.catalog.dropTempView(view)
+
+
 def insert_new(spark: SparkSession, batch: DataFrame, table: str, on: str) -> int:
     """Insert-only MERGE: rows of `batch` that match no row of `table` ON `on`; returns how many.
 
@@ -42,13 +54,9 @@ def insert_new(spark: SparkSession, batch: DataFrame, table: str, on: str) -> in
     predicates that let Iceberg prune the target to the partitions the batch can match (they are
     also the conflict filter: only a concurrent commit into those partitions conflicts).
     """
-    view = f"batch_{table.replace('.', '_')}_{uuid.uuid4().hex[:8]}"
     before = spark.table(table).count()
-    batch.createOrReplaceTempView(view)
-    try:
+    with temp_view(spark, batch, f"batch_{table}") as view:
         spark.sql(f"MERGE INTO {table} t USING {view} s ON {on} {GUARD} WHEN NOT MATCHED THEN INSERT *")
-    finally:
-        spark.catalog.dropTempView(view)
     return spark.table(table).count() - before
 
 

@@ -9,7 +9,6 @@ a full recompute from Silver.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lib import faults
-from lib.medallion.commits import retry_on_conflict
+from lib.medallion.commits import retry_on_conflict, temp_view
 from lib.medallion.tables import GOLD_DAILY, SILVER_EVENTS, create_tables, in_list, naive_utc, time_window
 
 
@@ -72,17 +71,13 @@ def _run_once(spark: SparkSession, start: datetime, end: datetime, conflicts: in
         silver = spark.table(SILVER_EVENTS).where(f"event_date IN ({in_list(dates)})")
         fresh = aggregate(silver.join(touched, ["event_date", "user_id"], "left_semi"),
                           naive_utc())
-        view = f"gold_batch_{uuid.uuid4().hex[:8]}"
-        fresh.createOrReplaceTempView(view)
         faults.checkpoint("gold.before_merge")
-        try:
+        with temp_view(spark, fresh, "gold_batch") as view:
             spark.sql(f"""
                 MERGE INTO {GOLD_DAILY} t USING {view} s
                 ON t.event_date = s.event_date AND t.user_id = s.user_id AND t.event_date IN ({in_list(dates)})
                 WHEN MATCHED THEN UPDATE SET *
                 WHEN NOT MATCHED THEN INSERT *""")
-        finally:
-            spark.catalog.dropTempView(view)
         run.rows_after = spark.table(GOLD_DAILY).count()
     finally:
         touched.unpersist()
