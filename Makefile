@@ -72,8 +72,11 @@ down: ## Stop the embedded stack
 status: ## Show each service, its pid, address and health
 	$(VPY) -m lib stack status
 
-lab: up ## The stack plus JupyterLab on 127.0.0.1:8888
-	cd notebooks && ../$(VENV)/bin/jupyter lab --ip 127.0.0.1 --no-browser
+# JupyterLab refuses to start as root unless told; in a container a learner often is root.
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+lab: up ## The stack plus JupyterLab on 127.0.0.1:8888 (as any user, root included)
+	cd notebooks && ../$(VENV)/bin/jupyter lab --ip 127.0.0.1 --no-browser $(LAB_ROOT)
 
 bench: setup ## Benchmarks: JSON results under bench/results/ and a printed table
 	$(VPY) -m bench

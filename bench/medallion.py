@@ -112,7 +112,9 @@ def seed_history(spark, rows: int) -> None:
         F.lit(None).cast("string").alias("error"), F.lit(1.0).alias("latency_ms"),
         F.lit(1).alias("schema_version"), "ingested_at", F.col("ingested_at").alias("processed_at"))
     silver.select(*spark.table(SILVER_EVENTS).columns).writeTo(SILVER_EVENTS).append()
-    aggregate(silver, old).select(*spark.table(GOLD_DAILY).columns).writeTo(GOLD_DAILY).append()
+    silver.createOrReplaceTempView("bench_history")
+    aggregate(spark, "bench_history", generated_at=old).select(*spark.table(GOLD_DAILY).columns) \
+        .writeTo(GOLD_DAILY).append()
 
 
 def layer_times(spark, cfg: Settings, events: int, seed: int) -> dict[str, float]:
@@ -134,7 +136,7 @@ def layer_times(spark, cfg: Settings, events: int, seed: int) -> dict[str, float
 def merge_overhead(spark, cfg: Settings, seed: int) -> dict[str, float]:
     """Bronze's MERGE against a plain append of the same deduplicated batch."""
     # Spark imports stay in the functions: `python -m bench produce` or `stream` never loads pyspark.
-    from lib.medallion.bronze import first_delivery, offset_ranges, read_kafka, run_bronze, split
+    from lib.medallion.bronze import classify, first_delivery, offset_ranges, read_kafka, run_bronze, split
 
     produce(cfg, BATCH, seed=seed, progress=False, save=False)
     ranges = offset_ranges(spark, cfg, backfill=False)
@@ -144,8 +146,11 @@ def merge_overhead(spark, cfg: Settings, seed: int) -> dict[str, float]:
               f"AS SELECT * FROM {BRONZE_EVENTS} LIMIT 0")
 
     def append() -> None:
-        events, _ = split(read_kafka(spark, cfg, ranges), naive_utc())
-        batch = first_delivery(events)
+        read_kafka(spark, cfg, ranges)
+        classify(spark, "bronze_kafka", naive_utc()).createOrReplaceTempView("bench_records")
+        events, _ = split(spark, "bench_records")
+        events.createOrReplaceTempView("bench_events")
+        batch = first_delivery(spark, "bench_events")
         batch.select(*spark.table("bench.append_only").columns).writeTo("bench.append_only").append()
 
     t_append, _ = timed(append)

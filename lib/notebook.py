@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 from lib import stack
 from lib.config import Settings
 from lib.jobs.registry import parse_time
 from lib.jobs.runner import RECORD_KEY
+from lib.medallion.statements import Statement, watching
 from lib.stack.versions import versions
+
+if TYPE_CHECKING:
+    from lib.medallion.invariants import Invariant
 
 
 def setup(cfg: Settings) -> pd.DataFrame:
@@ -43,8 +49,40 @@ def interval(start: str | None, end: str | None) -> tuple[datetime, datetime]:
 def frame(obj: Any) -> None:
     """Show a dataclass run report as a one-column table, and record its figures in the output's
     metadata, where the scheduler's run history reads them back (rows merged, records read)."""
-    fields = asdict(obj)
+    fields = {k: v for k, v in asdict(obj).items() if k != "commits"}
     table = pd.Series({k: str(v) for k, v in fields.items()}, name="value").to_frame()
     figures = {k: v for k, v in fields.items() if isinstance(v, int | float | bool)}
     figures["rows_merged"] = getattr(obj, "rows_merged", None)
     display(table, metadata={RECORD_KEY: figures})
+
+
+def show_statement(statement: Statement) -> None:
+    """One statement as a reader wants it: its name, what it is for, the SQL formatted."""
+    why = f" · {statement.why}" if statement.why else ""
+    display(Markdown(f"**`{statement.name}`**{why}\n```sql\n{statement.sql}\n```"))
+
+
+@contextmanager
+def statements_shown() -> Iterator[None]:
+    """Display every statement a run executes, right before Spark runs it: the real SQL of the job."""
+    with watching(show_statement):
+        yield
+
+
+def commits_table(run: Any) -> pd.DataFrame:
+    """What each MERGE of a run committed: rows added (its snapshot's `added-records`), data files
+    added, and the pruning evidence: files of the target it scanned against the files it held."""
+    rows = {name: {"rows added": f["added"], "files added": f["files"], "target files before": f["table files"],
+                   "target files scanned": f["files scanned"]} for name, f in run.commits.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("statement")
+
+
+def record(**figures: Any) -> None:
+    """Record figures in the output's metadata (the notebook tests and the run history read them)."""
+    display({"text/plain": "recorded: " + ", ".join(sorted(figures))}, raw=True, metadata={RECORD_KEY: figures})
+
+
+def evidence(checks: Iterable[Invariant]) -> pd.DataFrame:
+    """Each check's figures, side by side: what a check cell prints before it asserts."""
+    rows = [(check.name, figure, value) for check in checks for figure, value in check.figures.items()]
+    return pd.DataFrame(rows, columns=["check", "figure", "value"]).set_index(["check", "figure"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from lib.errors import ParameterError
@@ -77,6 +78,18 @@ class Job:
         return found
 
 
+    def pieces(self, start: datetime, end: datetime) -> list[Interval]:
+        """[start, end) cut at this cadence's boundaries, in order: the runs a backfill of it makes.
+        A ragged first or last piece is kept, so nothing of [start, end) is left out."""
+        cuts = [start.astimezone(UTC)]
+        boundary = self.floor(start) + self.every
+        while boundary < end.astimezone(UTC):
+            cuts.append(boundary)
+            boundary += self.every
+        cuts.append(end.astimezone(UTC))
+        return [Interval(a, b) for a, b in pairwise(cuts)]
+
+
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
@@ -138,7 +151,9 @@ def parameters(name: str, start: str | None = None, end: str | None = None,
         interval = None  # offsets decide what an incremental Bronze run reads
     else:
         interval = spec.default_interval()
-    params: dict[str, Any] = {}
+    # A scheduled or operator's run is the job alone: the lesson's demonstrations (a re-delivery, a
+    # backfill, a naive job on a scratch table) run only when a learner or `make run` executes it.
+    params: dict[str, Any] = {"LESSON": False}
     if interval is not None:
         params |= {"INTERVAL_START": interval.start.isoformat(), "INTERVAL_END": interval.end.isoformat()}
     if "backfill" in spec.accepts:

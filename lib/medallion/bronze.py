@@ -14,28 +14,30 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pyspark.sql import DataFrame, SparkSession, Window
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 
 from lib import faults
 from lib.config import Settings
 from lib.errors import CommitConflict, ParameterError
 from lib.kafka import beginning_offsets, end_offsets
 from lib.medallion.catalog import keep_raw_payload
-from lib.medallion.commits import insert_new, retry_on_conflict
+from lib.medallion.commits import insert_new, insert_only, retry_on_conflict, temp_view
+from lib.medallion.statements import Statement, commit, lines, query
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
     BRONZE_EVENTS,
     BRONZE_OFFSETS,
+    columns,
     create_tables,
     date_predicate,
     naive_utc,
     time_window,
 )
-from lib.medallion.udfs import malformed_udf, text_udf
+from lib.medallion.udfs import register_udfs
 
 #: A re-sent event may carry another event_time (a client retry is stamped anew); its duplicate is
 #: looked for in the batch's dates and one day either side.
@@ -56,6 +58,8 @@ class BronzeRun:
     dead_letters_inserted: int = 0
     #: Races lost to another run before this attempt committed (each one re-ran the whole step).
     conflicts: int = 0
+    #: What each commit did, by statement name (lib.medallion.statements.commit).
+    commits: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def rows_merged(self) -> int:
@@ -108,47 +112,90 @@ def bounded(ranges: dict[int, tuple[int, int]], max_records: int | None) -> dict
     return {p: (s, s + take[p]) for p, (s, _) in ranges.items()}
 
 
-def read_kafka(spark: SparkSession, cfg: Settings, ranges: dict[int, tuple[int, int]]) -> DataFrame:
-    """The records of those ranges, read as a Spark batch."""
+def read_statement(cfg: Settings, ranges: dict[int, tuple[int, int]]) -> Statement:
+    """The Kafka read of those ranges, as a temporary view `bronze_kafka` (a Spark batch read)."""
     topic = cfg.events_topic
-    starts = {topic: {str(p): s for p, (s, _) in ranges.items()}}
-    ends = {topic: {str(p): e for p, (_, e) in ranges.items()}}
-    return (
-        spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", cfg.kafka_bootstrap_servers)
-        .option("assign", json.dumps({topic: sorted(ranges)}))
-        .option("startingOffsets", json.dumps(starts))
-        .option("endingOffsets", json.dumps(ends))
-        .option("failOnDataLoss", "true")
-        .load()
-    )
+    options = {
+        "kafka.bootstrap.servers": cfg.kafka_bootstrap_servers,
+        "assign": json.dumps({topic: sorted(ranges)}),
+        "startingOffsets": json.dumps({topic: {str(p): s for p, (s, _) in ranges.items()}}),
+        "endingOffsets": json.dumps({topic: {str(p): e for p, (_, e) in ranges.items()}}),
+        "failOnDataLoss": "true",
+    }
+    return Statement("bronze.read", lines(
+        "CREATE OR REPLACE TEMPORARY VIEW bronze_kafka",
+        "USING kafka OPTIONS (",
+        ",\n".join(f"  '{k}' '{v}'" for k, v in options.items()),
+        ")"), "this run's records: per partition, from the committed position to the end offset fixed now")
 
 
-def split(raw: DataFrame, ingested_at: datetime) -> tuple[DataFrame, DataFrame]:
-    """(events, dead letters) of a raw Kafka batch; the same rule as lib.service.events.malformed_reason."""
-    classified = raw.select(
-        F.col("topic").alias("kafka_topic"), F.col("partition").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"), F.col("timestamp").alias("kafka_timestamp"),
-        F.col("value"), F.col("value").cast("string").alias("payload"),
-        malformed_udf()(F.col("value")).alias("reason"), F.lit(ingested_at).alias("ingested_at"),
-    )
-    # A dead letter keeps the raw bytes (lossless: it may not even be UTF-8) beside a text rendering.
-    dead = classified.where("reason IS NOT NULL").select(
-        "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", F.col("value").alias("payload"),
-        text_udf()(F.col("value")).alias("payload_text"), "reason", "ingested_at")
-    events = classified.where("reason IS NULL").select(
-        F.get_json_object("payload", "$.event_id").alias("event_id"),
-        F.expr("try_cast(get_json_object(payload, '$.event_time') AS TIMESTAMP)").alias("event_time"),
-        F.get_json_object("payload", "$.user_id").alias("user_id"),
-        "payload", "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "ingested_at",
-    ).withColumn("event_date", F.to_date("event_time"))
-    return events, dead
+def read_kafka(spark: SparkSession, cfg: Settings, ranges: dict[int, tuple[int, int]]) -> DataFrame:
+    """The records of those ranges, read as a Spark batch (the view `bronze_kafka`)."""
+    query(spark, read_statement(cfg, ranges))
+    return spark.table("bronze_kafka")
 
 
-def first_delivery(events: DataFrame) -> DataFrame:
+def classify_statement(source: str, ingested_at: datetime) -> Statement:
+    """Each raw record with its Kafka coordinates and why it is malformed (NULL: an event)."""
+    return Statement("bronze.classify", lines(
+        "SELECT topic AS kafka_topic, partition AS kafka_partition, offset AS kafka_offset,",
+        "       timestamp AS kafka_timestamp, value, CAST(value AS STRING) AS payload,",
+        "       malformed_reason(value) AS reason,  -- lib/service/events.py, as a pandas UDF",
+        f"       TIMESTAMP '{ingested_at}' AS ingested_at",
+        f"FROM {source}"), "split the batch: events and dead letters, by the event contract's rule")
+
+
+def events_statement(source: str, window: str | None) -> Statement:
+    """The events of a classified batch, with the columns Bronze keeps (and a backfill's window)."""
+    event_time = "try_cast(get_json_object(payload, '$.event_time') AS TIMESTAMP)"
+    return Statement("bronze.events", lines(
+        "SELECT * FROM (",
+        "  SELECT get_json_object(payload, '$.event_id') AS event_id,",
+        f"         {event_time} AS event_time,",
+        f"         to_date({event_time}) AS event_date,",
+        "         get_json_object(payload, '$.user_id') AS user_id,",
+        "         payload, kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, ingested_at",
+        f"  FROM {source} WHERE reason IS NULL)",
+        f"WHERE {window}  -- a backfill keeps only its event_time interval" if window else ""),
+        "the events, as received, with the fields Bronze needs to find duplicates and partitions")
+
+
+def dead_letters_statement(source: str) -> Statement:
+    """The malformed records of a classified batch: raw bytes (lossless), a text rendering, the reason."""
+    return Statement("bronze.dead_letters", lines(
+        "SELECT kafka_topic, kafka_partition, kafka_offset, kafka_timestamp,",
+        "       value AS payload, payload_text(value) AS payload_text, reason, ingested_at",
+        f"FROM {source} WHERE reason IS NOT NULL"),
+        "malformed records are kept, never dropped: raw bytes (they may not even be UTF-8) and the reason")
+
+
+def dedup_statement(source: str) -> Statement:
     """One row per event_id: the earliest delivery (lowest partition, then offset) wins."""
-    order = Window.partitionBy("event_id").orderBy("kafka_partition", "kafka_offset")
-    return events.withColumn("_n", F.row_number().over(order)).where("_n = 1").drop("_n")
+    return Statement("bronze.dedup", lines(
+        f"SELECT {', '.join(columns(BRONZE_EVENTS))}",
+        "FROM (",
+        "  SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) AS delivery",
+        f"  FROM {source})",
+        "WHERE delivery = 1  -- the first delivery of each event_id"),
+        "duplicates within the batch: a client retry, a replay by a second producer")
+
+
+def classify(spark: SparkSession, source: str, ingested_at: datetime) -> DataFrame:
+    """The raw Kafka records of the view `source`, each with its reason to be a dead letter, if any."""
+    register_udfs(spark)
+    return query(spark, classify_statement(source, ingested_at))
+
+
+def split(spark: SparkSession, source: str, window: str | None = None) -> tuple[DataFrame, DataFrame]:
+    """(events, dead letters) of the classified records in the view `source`."""
+    register_udfs(spark)
+    return (query(spark, events_statement(source, window)),
+            query(spark, dead_letters_statement(source)))
+
+
+def first_delivery(spark: SparkSession, source: str) -> DataFrame:
+    """One row per event_id of the events in the view `source` (see dedup_statement)."""
+    return query(spark, dedup_statement(source))
 
 
 def run_bronze(spark: SparkSession, cfg: Settings, backfill: bool = False, start: datetime | None = None,
@@ -174,51 +221,71 @@ def _run_once(spark: SparkSession, cfg: Settings, backfill: bool, start: datetim
     run.ranges = bounded(offset_ranges(spark, cfg, backfill), max_records)
     if all(s >= e for s, e in run.ranges.values()):
         return run
-    ingested_at = naive_utc()
-    raw = read_kafka(spark, cfg, run.ranges).persist()
-    events = batch = None
-    try:
-        run.records_read = raw.count()
-        events, dead = split(raw, ingested_at)
-        if backfill:
-            events = events.where(time_window("event_time", start, end))
-        events = events.persist()
-        batch = first_delivery(events).persist()
+    window = time_window("event_time", start, end) if backfill and start and end else None
+    with ExitStack() as staged:
+        read_kafka(spark, cfg, run.ranges)
+        staged.callback(spark.catalog.dropTempView, "bronze_kafka")
+        records = _staged(staged, spark, classify(spark, "bronze_kafka", naive_utc()), "bronze_records")
+        events, dead = split(spark, "bronze_records", window)
+        events = _staged(staged, spark, events, "bronze_read")
+        batch = _staged(staged, spark, first_delivery(spark, "bronze_read"), "bronze_batch")
+        dead = _staged(staged, spark, dead, "bronze_dead")
+        run.records_read = records.count()
         distinct = batch.count()
         run.duplicates_in_batch = events.count() - distinct
         run.malformed = dead.count()
         nearby = date_predicate(spark, batch, slack=DATE_SLACK)
         faults.checkpoint("bronze.before_events")
-        run.events_inserted = insert_new(spark, batch, BRONZE_EVENTS, f"t.event_id = s.event_id AND {nearby}")
+        merge = run.commits["bronze.merge_events"] = insert_new(spark, batch, insert_only(
+            "bronze.merge_events", BRONZE_EVENTS, "bronze_batch",
+            ["t.event_id = s.event_id",
+             f"{nearby}  -- prunes the target to the batch's event dates, one day either side"],
+            "new events only: an event_id already in the table (an earlier run, a re-read) is skipped"))
+        run.events_inserted = merge["added"]
         faults.checkpoint("bronze.after_events")
         if not backfill:
-            run.dead_letters_inserted = insert_new(
-                spark, dead, BRONZE_DEAD_LETTER,
-                "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
-                "AND t.kafka_offset = s.kafka_offset")
+            merge = run.commits["bronze.merge_dead_letters"] = insert_new(spark, dead, insert_only(
+                "bronze.merge_dead_letters", BRONZE_DEAD_LETTER, "bronze_dead",
+                ["t.kafka_topic = s.kafka_topic", "t.kafka_partition = s.kafka_partition",
+                 "t.kafka_offset = s.kafka_offset"],
+                "a dead letter is one Kafka record: its coordinates say whether it is already kept"))
+            run.dead_letters_inserted = merge["added"]
         faults.checkpoint("bronze.before_offsets")
         if not backfill:
             commit_offsets(spark, cfg, run)
         faults.checkpoint("bronze.after_commit")  # committed, not yet reported: a retry must change nothing
-    finally:
-        for frame in (raw, events, batch):
-            if frame is not None:
-                frame.unpersist()
     return run
+
+
+def _staged(stack: ExitStack, spark: SparkSession, frame: DataFrame, view: str) -> DataFrame:
+    """`frame`, computed once and kept for the rest of the run, as the view `view`."""
+    frame = frame.persist()
+    stack.callback(frame.unpersist)
+    stack.enter_context(temp_view(spark, frame, view))
+    return frame
+
+
+def offsets_statement(cfg: Settings, run: BronzeRun, committed_at: datetime) -> Statement:
+    """The run's ranges as rows of bronze.ingest_offsets, MERGEd only where no committed range overlaps."""
+    rows = ",\n".join(f"    ('{run.run_id}', '{cfg.events_topic}', {p}, {s}L, {e}L, TIMESTAMP '{committed_at}')"
+                      for p, (s, e) in sorted(run.ranges.items()) if e > s)
+    source = lines("(SELECT * FROM VALUES", rows,
+                   "  AS v(run_id, kafka_topic, kafka_partition, start_offset, end_offset, committed_at))")
+    return insert_only(
+        "bronze.commit_offsets", BRONZE_OFFSETS, source,
+        ["t.kafka_topic = s.kafka_topic", "t.kafka_partition = s.kafka_partition",
+         "t.start_offset < s.end_offset AND s.start_offset < t.end_offset  -- overlaps a committed range"],
+        "the commit marker, last: a crash before it means the next run reads the same range again",
+        staged=False)
 
 
 def commit_offsets(spark: SparkSession, cfg: Settings, run: BronzeRun) -> None:
     """Append the run's ranges: its commit marker. Only from the position the run started at: a
     range that overlaps one another run committed meanwhile is refused, and the run starts again."""
-    topic = cfg.events_topic
-    now = naive_utc()
-    rows = [(run.run_id, topic, p, s, e, now) for p, (s, e) in run.ranges.items() if e > s]
-    insert_new(spark, spark.createDataFrame(rows, spark.table(BRONZE_OFFSETS).schema), BRONZE_OFFSETS,
-               "t.kafka_topic = s.kafka_topic AND t.kafka_partition = s.kafka_partition "
-               "AND t.start_offset < s.end_offset AND s.start_offset < t.end_offset")
-    # Counted by run_id, not by the table's growth: another topic's run may commit meanwhile.
-    spark.catalog.refreshTable(BRONZE_OFFSETS)
-    kept = spark.table(BRONZE_OFFSETS).where(f"run_id = '{run.run_id}'").count()
-    if kept < len(rows):
-        raise CommitConflict(f"bronze: another run committed offsets overlapping {len(rows) - kept} of this "
+    wanted = sum(1 for s, e in run.ranges.values() if e > s)
+    # Counted from this statement's own snapshot: another topic's run may commit meanwhile.
+    run.commits["bronze.commit_offsets"] = figures = commit(spark, offsets_statement(cfg, run, naive_utc()))
+    kept = figures["added"]
+    if kept < wanted:
+        raise CommitConflict(f"bronze: another run committed offsets overlapping {wanted - kept} of this "
                              "run's ranges; its records are in the tables, this run reads on from there")

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from lib.errors import CommitConflict
+from lib.medallion.statements import Statement, commit, lines
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -37,27 +37,39 @@ _CONFLICT_MARKERS = ("org.apache.iceberg.exceptions.ValidationException",
 
 
 @contextmanager
-def temp_view(spark: SparkSession, frame: DataFrame, label: str) -> Iterator[str]:
-    """`frame` as a temporary view for one statement, under a name no concurrent run shares."""
-    view = f"{label.replace('.', '_')}_{uuid.uuid4().hex[:8]}"
-    frame.createOrReplaceTempView(view)
+def temp_view(spark: SparkSession, frame: DataFrame, name: str) -> Iterator[str]:
+    """`frame` as the temporary view `name` for the statements of one step of a run.
+
+    Temporary views belong to one Spark session, and a session runs one job at a time (the
+    scheduler gives every run its own process; a drill's concurrent runs each get a new session),
+    so a readable fixed name is safe, and it is what the displayed statement shows."""
+    frame.createOrReplaceTempView(name)
     try:
-        yield view
+        yield name
     finally:
-        spark.catalog.dropTempView(view)
+        spark.catalog.dropTempView(name)
 
 
-def insert_new(spark: SparkSession, batch: DataFrame, table: str, on: str) -> int:
-    """Insert-only MERGE: rows of `batch` that match no row of `table` ON `on`; returns how many.
+def insert_only(name: str, table: str, source: str, on: list[str], why: str, staged: bool = True) -> Statement:
+    """The insert-only MERGE of `source` into `table`: rows that match no row ON all of `on`.
 
-    The `on` condition names the target as `t` and the batch as `s`, and should carry the
-    predicates that let Iceberg prune the target to the partitions the batch can match (they are
-    also the conflict filter: only a concurrent commit into those partitions conflicts).
-    """
-    before = spark.table(table).count()
-    with temp_view(spark, batch, f"batch_{table}") as view:
-        spark.sql(f"MERGE INTO {table} t USING {view} s ON {on} {GUARD} WHEN NOT MATCHED THEN INSERT *")
-    return spark.table(table).count() - before
+    `on` names the target `t` and the source `s`, and should carry the predicates that let
+    Iceberg prune the target to the partitions the source can match (they are also the conflict
+    filter: only a concurrent commit into those partitions conflicts). `source` is a view the run
+    stages (`staged`), or an inline query."""
+    return Statement(name, lines(
+        f"MERGE INTO {table} t",
+        f"USING {source} s",
+        "ON " + "\n   AND ".join(on),
+        f"{GUARD}  -- never fires: makes the MERGE row-level, so a racing commit is refused",
+        "WHEN NOT MATCHED THEN INSERT *"), why, target=table, source=source if staged else None)
+
+
+def insert_new(spark: SparkSession, batch: DataFrame, statement: Statement) -> dict[str, int]:
+    """Run an `insert_only` statement whose source view is `batch`; the figures of its commit
+    (lib.medallion.statements.commit: rows added from its own snapshot, files scanned)."""
+    with temp_view(spark, batch, statement.source or ""):
+        return commit(spark, statement)
 
 
 def is_conflict(exc: BaseException) -> bool:

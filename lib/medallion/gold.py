@@ -9,15 +9,15 @@ a full recompute from Silver.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from lib import faults
 from lib.medallion.commits import retry_on_conflict, temp_view
-from lib.medallion.tables import GOLD_DAILY, SILVER_EVENTS, create_tables, in_list, naive_utc, time_window
+from lib.medallion.statements import Statement, commit, lines, query
+from lib.medallion.tables import DDL, GOLD_DAILY, SILVER_EVENTS, create_tables, in_list, naive_utc, time_window
 
 
 @dataclass
@@ -26,8 +26,14 @@ class GoldRun:
     end: datetime
     touched_keys: int = 0
     touched_dates: int = 0
+    rows_updated: int = 0
+    rows_inserted: int = 0
+    #: Rows copied into new files by the MERGE (copy-on-write rewrites every file a touched key lives in).
+    rows_rewritten: int = 0
     rows_after: int = 0
     conflicts: int = 0
+    #: What each commit did, by statement name (lib.medallion.statements.commit).
+    commits: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def rows_merged(self) -> int:
@@ -35,19 +41,69 @@ class GoldRun:
         return self.touched_keys
 
 
-def aggregate(silver: DataFrame, generated_at: datetime | None) -> DataFrame:
-    """The Gold metrics of Silver rows, by (event_date, user_id). Also the full-recompute reference
-    (with generated_at None)."""
-    return silver.groupBy("event_date", "user_id").agg(
-        F.count("*").alias("total_requests"),
-        F.sum(F.col("success").cast("long")).alias("successful_requests"),
-        F.sum((~F.col("success")).cast("long")).alias("failed_requests"),
-        F.sum((F.col("operation") == "to_roman").cast("long")).alias("to_roman_requests"),
-        F.sum((F.col("operation") == "from_roman").cast("long")).alias("from_roman_requests"),
-        F.avg("latency_ms").alias("avg_latency_ms"),
-        F.min("event_time").alias("first_event_time"),
-        F.max("event_time").alias("last_event_time"),
-    ).withColumn("generated_at", F.lit(generated_at))
+#: Gold's metrics of a group of Silver rows: the one definition the job, the naive job of notebook
+#: 05 and the full-recompute check all use.
+METRICS = lines(
+    "COUNT(*) AS total_requests,",
+    "SUM(CAST(success AS BIGINT)) AS successful_requests,",
+    "SUM(CAST(NOT success AS BIGINT)) AS failed_requests,",
+    "SUM(CAST(operation = 'to_roman' AS BIGINT)) AS to_roman_requests,",
+    "SUM(CAST(operation = 'from_roman' AS BIGINT)) AS from_roman_requests,",
+    "AVG(latency_ms) AS avg_latency_ms,",
+    "MIN(event_time) AS first_event_time,",
+    "MAX(event_time) AS last_event_time")
+
+
+def _indent(text: str, by: str) -> str:
+    return text.replace("\n", "\n" + by)
+
+
+def aggregate_statement(name: str, source: str, where: str, generated_at: datetime | None, why: str) -> Statement:
+    """Gold's metrics of the rows of `source` that pass `where`, per (event_date, user_id)."""
+    stamp = f"TIMESTAMP '{generated_at}'" if generated_at else "CAST(NULL AS TIMESTAMP)"
+    return Statement(name, lines(
+        "SELECT event_date, user_id,",
+        "       " + _indent(METRICS, "       ") + ",",
+        f"       {stamp} AS generated_at",
+        f"FROM {source}",
+        f"WHERE {where}",
+        "GROUP BY event_date, user_id"), why)
+
+
+def aggregate(spark: SparkSession, source: str, where: str = "TRUE", generated_at: datetime | None = None) -> DataFrame:
+    """Gold's metrics of `source` (a table or view) rows passing `where`: also the full-recompute
+    reference of the checks (generated_at None)."""
+    return query(spark, aggregate_statement("gold.aggregate", source, where, generated_at, ""))
+
+
+def touched_statement(start: datetime, end: datetime) -> Statement:
+    """The keys Silver rows processed in [start, end) belong to: the only keys that can have changed."""
+    return Statement("gold.touched_keys", lines(
+        "SELECT DISTINCT event_date, user_id",
+        f"FROM {SILVER_EVENTS}",
+        f"WHERE {time_window('processed_at', start, end)}  -- Silver's work in this run's interval"),
+        "the interval says which keys changed, not what their figures are")
+
+
+def recompute_statement(dates: list, generated_at: datetime) -> Statement:
+    """Every touched key recomputed from all of Silver (its rows of any interval, late ones too)."""
+    return aggregate_statement(
+        "gold.recompute",
+        f"{SILVER_EVENTS} LEFT SEMI JOIN gold_touched k USING (event_date, user_id)",
+        f"event_date IN ({in_list(dates)})  -- prunes Silver to the touched dates", generated_at,
+        "each touched key from all of its Silver rows, whichever interval brought them")
+
+
+def merge_statement(target: str, source: str, dates: list | None) -> Statement:
+    """Replace each key's row by its new figures (or insert it)."""
+    prune = f"t.event_date IN ({in_list(dates)})  -- prunes the target to the touched dates" if dates else ""
+    return Statement(f"{target.split('.')[0]}.merge", lines(
+        f"MERGE INTO {target} t",
+        f"USING {source} s",
+        "ON t.event_date = s.event_date AND t.user_id = s.user_id" + ("\n   AND " + prune if prune else ""),
+        "WHEN MATCHED THEN UPDATE SET *",
+        "WHEN NOT MATCHED THEN INSERT *"), "one row per key: its figures replaced, or inserted",
+        target=target, source=source)
 
 
 def run_gold(spark: SparkSession, start: datetime, end: datetime) -> GoldRun:
@@ -60,25 +116,42 @@ def run_gold(spark: SparkSession, start: datetime, end: datetime) -> GoldRun:
 
 def _run_once(spark: SparkSession, start: datetime, end: datetime, conflicts: int) -> GoldRun:
     run = GoldRun(start, end, conflicts=conflicts)
-    touched = spark.table(SILVER_EVENTS).where(time_window("processed_at", start, end)) \
-        .select("event_date", "user_id").distinct().persist()
+    touched = query(spark, touched_statement(start, end)).persist()
     try:
         run.touched_keys = touched.count()
         if run.touched_keys == 0:
             return run
         dates = sorted(r.event_date for r in touched.select("event_date").distinct().collect())
         run.touched_dates = len(dates)
-        silver = spark.table(SILVER_EVENTS).where(f"event_date IN ({in_list(dates)})")
-        fresh = aggregate(silver.join(touched, ["event_date", "user_id"], "left_semi"),
-                          naive_utc())
-        faults.checkpoint("gold.before_merge")
-        with temp_view(spark, fresh, "gold_batch") as view:
-            spark.sql(f"""
-                MERGE INTO {GOLD_DAILY} t USING {view} s
-                ON t.event_date = s.event_date AND t.user_id = s.user_id AND t.event_date IN ({in_list(dates)})
-                WHEN MATCHED THEN UPDATE SET *
-                WHEN NOT MATCHED THEN INSERT *""")
+        with temp_view(spark, touched, "gold_touched"):
+            # Materialized: a MERGE whose source reads an Iceberg table through a view fails to plan on
+            # Spark 4.1 ("No plan for TableReference"); the batch is one row per touched key.
+            fresh = query(spark, recompute_statement(dates, naive_utc())).localCheckpoint()
+            faults.checkpoint("gold.before_merge")
+            with temp_view(spark, fresh, "gold_batch"):
+                figures = run.commits["gold.merge"] = commit(spark, merge_statement(GOLD_DAILY, "gold_batch", dates))
+        # Copy-on-write: an updated key's row is deleted and added again, with every other row of its file.
         run.rows_after = spark.table(GOLD_DAILY).count()
+        run.rows_inserted = figures["added"] - figures["deleted"]
+        run.rows_updated = run.touched_keys - run.rows_inserted
+        run.rows_rewritten = figures["deleted"]
     finally:
         touched.unpersist()
     return run
+
+
+#: Notebook 05's scratch table for the naive job: the same schema as Gold, never read by anything else.
+NAIVE_GOLD = "gold.daily_user_stats_naive"
+
+
+def run_naive(spark: SparkSession, start: datetime, end: datetime) -> int:
+    """The WRONG way, for notebook 05 to compare: aggregate only the interval's Silver rows and
+    overwrite each key in NAIVE_GOLD. A key whose rows came in two intervals keeps only the second
+    interval's figures. Returns the keys written."""
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {NAIVE_GOLD} ({DDL[GOLD_DAILY]}) USING iceberg")
+    naive = query(spark, aggregate_statement(
+        "naive.aggregate_interval", SILVER_EVENTS, time_window("processed_at", start, end), naive_utc(),
+        "only this interval's rows: a key's earlier rows are forgotten")).localCheckpoint()
+    with temp_view(spark, naive, "naive_batch"):
+        commit(spark, merge_statement(NAIVE_GOLD, "naive_batch", None))
+    return naive.count()

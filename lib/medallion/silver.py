@@ -9,25 +9,25 @@ reason. Insert-only MERGEs make a re-run of an interval change nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from lib import faults
-from lib.medallion.commits import insert_new, retry_on_conflict
+from lib.medallion.commits import insert_new, insert_only, retry_on_conflict, temp_view
+from lib.medallion.statements import Statement, lines, query
 from lib.medallion.tables import (
     BRONZE_EVENTS,
     SILVER_EVENTS,
     SILVER_REJECTED,
-    columns,
     create_tables,
     date_predicate,
     naive_utc,
     time_window,
 )
-from lib.medallion.udfs import validation_udf
+from lib.medallion.udfs import register_udfs
 
 TYPED_SCHEMA = (
     "event_id STRING, event_time STRING, user_id STRING, operation STRING, input STRING, output STRING, "
@@ -45,6 +45,8 @@ class SilverRun:
     inserted: int = 0
     rejected_inserted: int = 0
     conflicts: int = 0
+    #: What each commit did, by statement name (lib.medallion.statements.commit).
+    commits: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def rows_merged(self) -> int:
@@ -57,51 +59,77 @@ def bronze_interval(spark: SparkSession, start: datetime, end: datetime) -> Data
     return spark.table(BRONZE_EVENTS).where(time_window("ingested_at", start, end))
 
 
-def validate(bronze: DataFrame, processed_at: datetime) -> tuple[DataFrame, DataFrame]:
-    """(typed valid events, rejected rows with their reason)."""
-    checked = bronze.withColumn("reason", validation_udf()(F.col("payload")))
-    rejected = checked.where("reason IS NOT NULL").select(
-        "event_id", "reason", "payload", "ingested_at", F.lit(processed_at).alias("processed_at"))
-    doc = F.from_json("payload", TYPED_SCHEMA)
-    valid = checked.where("reason IS NULL").select(
-        "event_id",
-        F.expr("try_cast(get_json_object(payload, '$.event_time') AS TIMESTAMP)").alias("event_time"),
-        doc["user_id"].alias("user_id"), doc["operation"].alias("operation"), doc["input"].alias("input"),
-        doc["output"].alias("output"), doc["success"].alias("success"), doc["error"].alias("error"),
-        doc["latency_ms"].alias("latency_ms"), doc["schema_version"].alias("schema_version"),
-        "ingested_at", F.lit(processed_at).alias("processed_at"),
-    ).withColumn("event_date", F.to_date("event_time"))
-    return valid.select(*columns(SILVER_EVENTS)), rejected
+def validate_statement(start: datetime, end: datetime) -> Statement:
+    """The interval's Bronze rows, each with why it fails validation (NULL: valid)."""
+    return Statement("silver.validate", lines(
+        "SELECT *, validation_reason(payload) AS reason  -- lib/service/events.py, as a pandas UDF",
+        f"FROM {BRONZE_EVENTS}",
+        f"WHERE {time_window('ingested_at', start, end)}  -- this run's interval of ingestion time"),
+        "check every event against the contract; a failure is kept with its reason, not dropped")
+
+
+def typed_statement(source: str, processed_at: datetime) -> Statement:
+    """The valid rows of `source`, typed into Silver's columns."""
+    fields = ", ".join(f"doc.{c}" for c in ("user_id", "operation", "input", "output", "success", "error",
+                                             "latency_ms", "schema_version"))
+    return Statement("silver.typed", lines(
+        "SELECT event_id, event_time, to_date(event_time) AS event_date,",
+        f"       {fields},",
+        f"       ingested_at, TIMESTAMP '{processed_at}' AS processed_at",
+        "FROM (",
+        "  SELECT event_id, ingested_at,",
+        "         try_cast(get_json_object(payload, '$.event_time') AS TIMESTAMP) AS event_time,",
+        f"         from_json(payload, '{TYPED_SCHEMA}') AS doc",
+        f"  FROM {source} WHERE reason IS NULL)"),
+        "the payload's fields as typed columns, and when this run processed them")
+
+
+def rejected_statement(source: str, processed_at: datetime) -> Statement:
+    """The rows of `source` that failed validation, with their reason."""
+    return Statement("silver.rejected", lines(
+        f"SELECT event_id, reason, payload, ingested_at, TIMESTAMP '{processed_at}' AS processed_at",
+        f"FROM {source} WHERE reason IS NOT NULL"), "")
+
+
+def validate(spark: SparkSession, source: str, processed_at: datetime) -> tuple[DataFrame, DataFrame]:
+    """(typed valid events, rejected rows with their reason) of the validated rows in the view `source`."""
+    return query(spark, typed_statement(source, processed_at)), query(spark, rejected_statement(source, processed_at))
 
 
 def run_silver(spark: SparkSession, start: datetime, end: datetime) -> SilverRun:
     """One Silver run over [start, end) of ingestion time (the scheduler's default: the last full hour).
     A run that loses a race with another run of the same rows does its work again (lib.medallion.commits)."""
     create_tables(spark)
+    register_udfs(spark)
     return retry_on_conflict(lambda conflicts: _run_once(spark, start, end, conflicts), "silver")
 
 
 def _run_once(spark: SparkSession, start: datetime, end: datetime, conflicts: int) -> SilverRun:
     run = SilverRun(start, end, conflicts=conflicts)
     processed_at = naive_utc()
-    # Materialized with its lineage cut: a MERGE whose source still reads an Iceberg table through a
-    # cached plan fails to plan on Spark 4.1 ("No plan for TableReference") once a run is retried.
-    bronze = bronze_interval(spark, start, end).localCheckpoint()
-    valid = rejected = None
-    try:
-        run.bronze_rows = bronze.count()
+    with ExitStack() as staged:
+        # Materialized with its lineage cut: a MERGE whose source still reads an Iceberg table through a
+        # cached plan fails to plan on Spark 4.1 ("No plan for TableReference") once a run is retried.
+        checked = query(spark, validate_statement(start, end)).localCheckpoint()
+        staged.enter_context(temp_view(spark, checked, "silver_checked"))
+        run.bronze_rows = checked.count()
         if run.bronze_rows == 0:
             return run
-        valid, rejected = validate(bronze, processed_at)
+        valid, rejected = validate(spark, "silver_checked", processed_at)
         valid, rejected = valid.persist(), rejected.persist()
+        staged.callback(valid.unpersist)
+        staged.callback(rejected.unpersist)
         run.valid, run.rejected = valid.count(), rejected.count()
         same_day = date_predicate(spark, valid)
         faults.checkpoint("silver.before_merge")
-        run.inserted = insert_new(spark, valid, SILVER_EVENTS, f"t.event_id = s.event_id AND {same_day}")
+        merge = run.commits["silver.merge_events"] = insert_new(spark, valid, insert_only(
+            "silver.merge_events", SILVER_EVENTS, "silver_valid",
+            ["t.event_id = s.event_id", f"{same_day}  -- prunes the target to the batch's event dates"],
+            "insert-only: a re-run of the interval (or an overlapping one) finds its rows matched"))
+        run.inserted = merge["added"]
         faults.checkpoint("silver.after_events")
-        run.rejected_inserted = insert_new(spark, rejected, SILVER_REJECTED, "t.event_id = s.event_id")
-    finally:
-        for frame in (bronze, valid, rejected):
-            if frame is not None:
-                frame.unpersist()
+        merge = run.commits["silver.merge_rejected"] = insert_new(spark, rejected, insert_only(
+            "silver.merge_rejected", SILVER_REJECTED, "silver_rejects", ["t.event_id = s.event_id"],
+            "every reject once, with its reason"))
+        run.rejected_inserted = merge["added"]
     return run

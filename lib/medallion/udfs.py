@@ -8,6 +8,7 @@ No `from __future__ import annotations` here: pandas_udf reads the type hints at
 from functools import cache
 
 import pandas as pd
+from pyspark.sql import SparkSession
 from pyspark.sql.functions import pandas_udf
 
 from lib.service.events import as_text, malformed_reason, validation_reason
@@ -44,3 +45,11 @@ def text_udf():
 def validation_udf():
     """Silver's validation rule as a pandas UDF over the `payload` column (string -> reason string)."""
     return pandas_udf(_validation, "string")
+
+
+def register_udfs(spark: SparkSession) -> None:
+    """Make the rules callable from SQL in this session: malformed_reason(value), payload_text(value),
+    validation_reason(payload). The layers' statements call them by these names."""
+    spark.udf.register("malformed_reason", malformed_udf())
+    spark.udf.register("payload_text", text_udf())
+    spark.udf.register("validation_reason", validation_udf())

@@ -27,6 +27,7 @@ hour ahead, and every honest event after it would be late.
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 
 from lib.config import Settings
@@ -191,6 +192,21 @@ def statements(cfg: Settings, job: StreamJob) -> list[str]:
                 FROM classified WHERE reason IS NOT NULL;
         END""",
     ]
+
+
+_SUBJECT = re.compile(
+    r"(?:CREATE (?:TEMPORARY )?(?:SYSTEM )?(\w+) (?:IF NOT EXISTS )?([\w.`]+))|(EXECUTE STATEMENT SET)")
+
+
+def named_statements(cfg: Settings, job: StreamJob) -> dict[str, str]:
+    """The job's statements by what they create ("view distinct_events"), formatted for reading."""
+    named = {}
+    for sql in statements(cfg, job):
+        found = _SUBJECT.match(sql)
+        name = (found.group(3) or f"{found.group(1).lower()} {found.group(2)}") if found else sql[:40]
+        first, _, rest = sql.partition("\n")
+        named[name.lower()] = first + ("\n" + textwrap.dedent(rest) if rest else "")
+    return named
 
 
 def _iceberg_table(cfg: Settings, name: str, columns: str, partition: str | None = None) -> str:

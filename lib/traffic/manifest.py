@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.config import Settings
-from lib.traffic.plan import Record
+from lib.traffic.plan import Record, plan
 
 
 @dataclass
@@ -22,6 +22,10 @@ class Manifest:
 
     topic: str
     seed: int
+    #: How the batch was planned (produce's events, start and salt): enough to send it again.
+    planned_events: int = 0
+    start: str = ""
+    salt: int = 0
     requests: int = 0  # distinct valid events
     failed_requests: int = 0
     late_events: int = 0
@@ -111,3 +115,30 @@ def save_manifest(cfg: Settings, manifest: Manifest) -> Path:
     path = folder / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}.json"
     path.write_text(json.dumps(manifest.to_dict(), indent=1))
     return path
+
+
+def saved_manifests(cfg: Settings, topic: str | None = None) -> list[dict[str, Any]]:
+    """Every saved manifest (of `topic`, if given), oldest first: what the producers delivered."""
+    docs = [json.loads(path.read_text()) for path in sorted(manifests_dir(cfg).glob("*.json"))]
+    return [doc for doc in docs if topic is None or doc["topic"] == topic]
+
+
+def latest_manifest(cfg: Settings, seed: int) -> dict[str, Any] | None:
+    """The newest saved manifest of the events topic produced with `seed` (notebook 01's batch)."""
+    docs = [doc for doc in saved_manifests(cfg, cfg.events_topic) if doc["seed"] == seed]
+    return docs[-1] if docs else None
+
+
+def offsets_predicate(doc: dict[str, Any]) -> str:
+    """SQL over kafka_partition/kafka_offset that holds for exactly the records of a saved manifest."""
+    return " OR ".join(f"(kafka_partition = {p} AND kafka_offset >= {first} AND kafka_offset < {nxt})"
+                       for p, (first, nxt) in sorted(doc["offsets"].items(), key=lambda kv: int(kv[0])))
+
+
+def batch_event_ids(doc: dict[str, Any], partitions: int) -> dict[str, set[str]]:
+    """The event_ids of a saved manifest's batch, planned again from its seed: "events" (valid
+    requests, Silver's) and "invalid" (Silver's rejects). Their union is what Bronze keeps."""
+    records = plan(doc["planned_events"], doc["seed"], datetime.fromisoformat(doc["start"]), partitions,
+                   salt=doc.get("salt", 0))
+    return {"events": {r.event_id for r in records if r.kind == "event" and r.event_id},
+            "invalid": {r.event_id for r in records if r.kind == "invalid" and r.event_id}}

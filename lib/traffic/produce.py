@@ -96,7 +96,8 @@ def produce(cfg: Settings, events: int, seed: int = 7, start: datetime | None = 
                 bar.update(2000)
         remaining = producer.flush(120)
         bar.update(len(direct) - bar.n)
-    manifest = Manifest(topic=cfg.events_topic, seed=seed, mode="via-service" if via_service else "direct")
+    manifest = Manifest(topic=cfg.events_topic, seed=seed, mode="via-service" if via_service else "direct",
+                        planned_events=events, start=start.isoformat(), salt=salt)
     direct_ids = {id(r): i for i, r in enumerate(direct)}
     for record in records:
         index = direct_ids.get(id(record))

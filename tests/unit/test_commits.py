@@ -85,3 +85,16 @@ def test_a_malformed_rendezvous_setting_names_the_form(monkeypatch: pytest.Monke
     monkeypatch.setenv("WORKBOOK_RENDEZVOUS", "silver.before_merge@/tmp/x")
     with pytest.raises(ParameterError, match=r"<point>@<directory>#<parties>"):
         faults.checkpoint("silver.before_merge")
+
+
+def test_an_insert_only_merge_carries_the_guard_and_its_pruning_predicate() -> None:
+    statement = commits.insert_only("x.merge", "bronze.conversion_events", "bronze_batch",
+                                    ["t.event_id = s.event_id", "t.event_date IN ('2026-11-20')"], "why")
+    lines = statement.sql.splitlines()
+    assert lines[:3] == ["MERGE INTO bronze.conversion_events t", "USING bronze_batch s",
+                         "ON t.event_id = s.event_id"]
+    assert lines[3].strip() == "AND t.event_date IN ('2026-11-20')"
+    assert lines[4].startswith(commits.GUARD) and lines[-1] == "WHEN NOT MATCHED THEN INSERT *"
+    assert (statement.target, statement.source) == ("bronze.conversion_events", "bronze_batch")
+    inline = commits.insert_only("x.offsets", "bronze.ingest_offsets", "(SELECT 1)", ["TRUE"], "why", staged=False)
+    assert inline.source is None  # an inline query is not a view the run stages

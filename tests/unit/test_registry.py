@@ -55,12 +55,14 @@ def test_backfill_needs_an_interval_and_intervals_come_whole() -> None:
 
 def test_parameters_reach_the_notebook_as_utc_iso() -> None:
     assert parameters("bronze", "2026-11-01", "2026-11-03T00:00:00+01:00", True) == {
+        "LESSON": False,
         "BACKFILL": True,
         "INTERVAL_START": "2026-11-01T00:00:00+00:00",
         "INTERVAL_END": "2026-11-02T23:00:00+00:00",
     }
-    assert parameters("bronze") == {"BACKFILL": False}  # offsets, not an interval, say what Bronze reads
-    assert set(parameters("gold")) == {"INTERVAL_START", "INTERVAL_END"}
+    # Offsets, not an interval, say what Bronze reads; a job run never runs the lesson's demonstrations.
+    assert parameters("bronze") == {"LESSON": False, "BACKFILL": False}
+    assert set(parameters("gold")) == {"LESSON", "INTERVAL_START", "INTERVAL_END"}
 
 
 def test_defaults_are_the_last_full_interval_of_each_cadence() -> None:
@@ -124,3 +126,13 @@ def test_run_with_the_stack_down_names_only_what_the_job_needs(tmp_path: Path) -
     assert f"kafka (127.0.0.1:{ports[0]})" in out.stderr and f"iceberg-rest (127.0.0.1:{ports[1]})" in out.stderr
     assert "flink" not in out.stderr and "roman-service" not in out.stderr  # a Spark batch job needs neither
     assert "make up" in out.stderr
+
+
+def test_a_long_interval_is_cut_at_the_cadence_with_its_ragged_ends_kept() -> None:
+    start, end = datetime(2026, 1, 2, 10, 30, tzinfo=UTC), datetime(2026, 1, 2, 13, 15, tzinfo=UTC)
+    pieces = JOBS["silver"].pieces(start, end)
+    assert [(p.start.hour, p.start.minute, p.end.hour, p.end.minute) for p in pieces] == [
+        (10, 30, 11, 0), (11, 0, 12, 0), (12, 0, 13, 0), (13, 0, 13, 15)]
+    aligned = JOBS["gold"].pieces(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC))
+    assert [p.start.day for p in aligned] == [1, 2]  # whole days stay whole, in order
+    assert JOBS["silver"].pieces(start, start + timedelta(minutes=5)) == [Interval(start, start + timedelta(minutes=5))]

@@ -7,7 +7,7 @@ import pytest
 from lib.__main__ import main
 from lib.config import settings
 from lib.errors import ParameterError
-from lib.stream.job import STREAM_TABLES, StreamJob, statements
+from lib.stream.job import STREAM_TABLES, StreamJob, named_statements, statements
 
 CFG = settings()
 
@@ -53,3 +53,12 @@ def test_bad_parameters_are_refused_with_the_fix(kwargs: dict, named: str) -> No
 def test_the_cli_refuses_a_bad_ttl_before_it_needs_the_stack(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["stream", "status", "--dedup-ttl", "forever"]) == 2
     assert "dedup_ttl='forever' is not a duration" in capsys.readouterr().err
+
+
+def test_the_statements_are_named_for_what_they_create_in_submission_order() -> None:
+    named = named_statements(settings(), StreamJob())
+    order = list(named)
+    assert (order[0], order[-1]) == ("table kafka_events", "execute statement set")
+    assert {"view classified", "view distinct_events", "view on_time", "view minute_counts"} <= set(named)
+    assert "ROW_NUMBER() OVER (PARTITION BY" in named["view distinct_events"]
+    assert len(named) == len(statements(settings(), StreamJob()))  # no two statements share a name

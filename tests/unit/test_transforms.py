@@ -14,7 +14,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from lib.errors import ParameterError
-from lib.medallion.bronze import bounded, first_delivery, split
+from lib.medallion.bronze import bounded, classify, first_delivery, split
 from lib.medallion.gold import aggregate
 from lib.medallion.spark import local_session
 from lib.medallion.tables import date_predicate, naive_utc
@@ -40,10 +40,17 @@ def _raw(spark: SparkSession, values: list[tuple[int, int, bytes | None]]) -> Da
     return spark.createDataFrame(rows, RAW)
 
 
+def _split(spark: SparkSession, raw: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """Bronze's classify and split statements over a hand-made batch, as a run stages them."""
+    raw.createOrReplaceTempView("raw_batch")
+    classify(spark, "raw_batch", naive_utc(WHEN)).createOrReplaceTempView("raw_records")
+    return split(spark, "raw_records")
+
+
 def test_split_sends_each_record_to_events_or_dead_letters_with_its_reason(spark: SparkSession) -> None:
     raw = _raw(spark, [(0, 0, _event("a")), (0, 1, b"not json"), (1, 0, b'{"user_id": "u"}'),
                        (1, 1, None), (2, 0, _event("b", WHEN - timedelta(days=3))), (2, 1, b"\xff\xfe{")])
-    events, dead = split(raw, naive_utc(WHEN))
+    events, dead = _split(spark, raw)
     got = {r.event_id: (r.event_date, r.user_id, r.kafka_partition) for r in events.collect()}
     assert got == {"a": (date(2026, 11, 20), "alice", 0), "b": (date(2026, 11, 17), "alice", 2)}
     reasons = {(r.kafka_partition, r.kafka_offset): r.reason for r in dead.collect()}
@@ -56,7 +63,7 @@ def test_split_sends_each_record_to_events_or_dead_letters_with_its_reason(spark
 
 def test_an_unparsable_event_time_lands_with_a_null_date(spark: SparkSession) -> None:
     payload = _event("c").replace(b"2026-11-20T12:00:00.000+00:00", b"yesterday at noon")
-    events, dead = split(_raw(spark, [(0, 0, payload)]), naive_utc(WHEN))
+    events, dead = _split(spark, _raw(spark, [(0, 0, payload)]))
     row = events.collect()[0]
     assert (row.event_id, row.event_time, row.event_date) == ("c", None, None)
     assert dead.count() == 0
@@ -64,14 +71,15 @@ def test_an_unparsable_event_time_lands_with_a_null_date(spark: SparkSession) ->
 
 def test_first_delivery_keeps_the_lowest_partition_then_offset(spark: SparkSession) -> None:
     raw = _raw(spark, [(2, 5, _event("a")), (0, 9, _event("a")), (0, 3, _event("a")), (1, 0, _event("b"))])
-    events, _ = split(raw, naive_utc(WHEN))
-    kept = {r.event_id: (r.kafka_partition, r.kafka_offset) for r in first_delivery(events).collect()}
+    events, _ = _split(spark, raw)
+    events.createOrReplaceTempView("raw_events")
+    kept = {r.event_id: (r.kafka_partition, r.kafka_offset) for r in first_delivery(spark, "raw_events").collect()}
     assert kept == {"a": (0, 3), "b": (1, 0)}
 
 
 def test_the_date_predicate_names_the_batch_dates_and_the_slack(spark: SparkSession) -> None:
     raw = _raw(spark, [(0, 0, _event("a")), (0, 1, _event("b", WHEN + timedelta(days=2)))])
-    events, _ = split(raw, naive_utc(WHEN))
+    events, _ = _split(spark, raw)
     assert date_predicate(spark, events) == "(t.event_date IN ('2026-11-20', '2026-11-22'))"
     wide = date_predicate(spark, events, slack=timedelta(days=1))
     assert wide == ("(t.event_date IN ('2026-11-19', '2026-11-20', '2026-11-21', '2026-11-22', '2026-11-23'))")
@@ -88,7 +96,8 @@ def test_gold_aggregates_each_day_and_user(spark: SparkSession) -> None:
         (date(2026, 11, 20), "bob", True, "from_roman", 2.0, noon),
         (date(2026, 11, 21), "alice", True, "to_roman", 4.0, noon + timedelta(days=1)),
     ], "event_date DATE, user_id STRING, success BOOLEAN, operation STRING, latency_ms DOUBLE, event_time TIMESTAMP")
-    rows = {(r.event_date, r.user_id): r for r in aggregate(silver, noon).collect()}
+    silver.createOrReplaceTempView("silver_rows")
+    rows = {(r.event_date, r.user_id): r for r in aggregate(spark, "silver_rows", generated_at=noon).collect()}
     alice = rows[(date(2026, 11, 20), "alice")]
     assert (alice.total_requests, alice.successful_requests, alice.failed_requests) == (2, 1, 1)
     assert (alice.to_roman_requests, alice.from_roman_requests, alice.avg_latency_ms) == (1, 1, 2.0)
