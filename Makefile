@@ -50,9 +50,9 @@ $(KERNEL): $(VENV)/.installed lib/jobs/kernel.py
 run: setup ## Start the stack, execute the notebooks into runs/<UTC timestamp>/, print a summary, stop the stack
 	$(VPY) -m lib workbook
 
-test: setup lint ## The three tiers: unit, then integration and nbval over notebooks/ in one session (one stack)
+test: setup lint ## The tiers: unit, then integration, the papermill workbook test and nbval in one session (one stack)
 	$(VPY) -m pytest tests/unit
-	$(VPY) -m pytest tests/integration notebooks $(NBVAL)
+	$(VPY) -m pytest tests/integration tests/notebooks notebooks $(NBVAL) --durations=15
 
 test-unit: $(VENV)/.installed ## Unit tests: no service started, no port of the stack needed
 	$(VPY) -m pytest tests/unit
@@ -60,8 +60,8 @@ test-unit: $(VENV)/.installed ## Unit tests: no service started, no port of the 
 test-integration: setup ## Integration tests against the embedded stack (started and stopped by the session)
 	$(VPY) -m pytest tests/integration
 
-test-notebooks: setup ## nbval: re-run every notebook on the roman-workbook kernel and compare its outputs
-	$(VPY) -m pytest notebooks $(NBVAL)
+test-notebooks: setup ## 01-06 by papermill with small parameters, then nbval over the committed notebooks
+	$(VPY) -m pytest tests/notebooks notebooks $(NBVAL)
 
 up: setup ## Start the embedded stack (Kafka, Iceberg REST catalog, Flink)
 	$(VPY) -m lib stack up
