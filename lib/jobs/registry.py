@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 from typing import Any
 
 from lib.errors import ParameterError
@@ -76,18 +75,6 @@ class Job:
             found.append(Interval(first, first + self.every))
             first += self.every
         return found
-
-
-    def pieces(self, start: datetime, end: datetime) -> list[Interval]:
-        """[start, end) cut at this cadence's boundaries, in order: the runs a backfill of it makes.
-        A ragged first or last piece is kept, so nothing of [start, end) is left out."""
-        cuts = [start.astimezone(UTC)]
-        boundary = self.floor(start) + self.every
-        while boundary < end.astimezone(UTC):
-            cuts.append(boundary)
-            boundary += self.every
-        cuts.append(end.astimezone(UTC))
-        return [Interval(a, b) for a, b in pairwise(cuts)]
 
 
 JOBS: dict[str, Job] = {

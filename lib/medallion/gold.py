@@ -54,16 +54,12 @@ METRICS = lines(
     "MAX(event_time) AS last_event_time")
 
 
-def _indent(text: str, by: str) -> str:
-    return text.replace("\n", "\n" + by)
-
-
 def aggregate_statement(name: str, source: str, where: str, generated_at: datetime | None, why: str) -> Statement:
     """Gold's metrics of the rows of `source` that pass `where`, per (event_date, user_id)."""
     stamp = f"TIMESTAMP '{generated_at}'" if generated_at else "CAST(NULL AS TIMESTAMP)"
     return Statement(name, lines(
         "SELECT event_date, user_id,",
-        "       " + _indent(METRICS, "       ") + ",",
+        "       " + METRICS.replace("\n", "\n       ") + ",",
         f"       {stamp} AS generated_at",
         f"FROM {source}",
         f"WHERE {where}",

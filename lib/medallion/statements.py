@@ -40,7 +40,6 @@ class Statement:
     source: str | None = None
 
 
-
 def lines(*parts: str) -> str:
     """SQL written one clause per line, as a reader wants to see it (blank parts are left out)."""
     return "\n".join(part for part in parts if part)

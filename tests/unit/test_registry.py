@@ -127,12 +127,3 @@ def test_run_with_the_stack_down_names_only_what_the_job_needs(tmp_path: Path) -
     assert "flink" not in out.stderr and "roman-service" not in out.stderr  # a Spark batch job needs neither
     assert "make up" in out.stderr
 
-
-def test_a_long_interval_is_cut_at_the_cadence_with_its_ragged_ends_kept() -> None:
-    start, end = datetime(2026, 1, 2, 10, 30, tzinfo=UTC), datetime(2026, 1, 2, 13, 15, tzinfo=UTC)
-    pieces = JOBS["silver"].pieces(start, end)
-    assert [(p.start.hour, p.start.minute, p.end.hour, p.end.minute) for p in pieces] == [
-        (10, 30, 11, 0), (11, 0, 12, 0), (12, 0, 13, 0), (13, 0, 13, 15)]
-    aligned = JOBS["gold"].pieces(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 3, tzinfo=UTC))
-    assert [p.start.day for p in aligned] == [1, 2]  # whole days stay whole, in order
-    assert JOBS["silver"].pieces(start, start + timedelta(minutes=5)) == [Interval(start, start + timedelta(minutes=5))]
