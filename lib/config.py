@@ -39,6 +39,8 @@ RUNS_DIR = ("RUNS_DIR", str(ROOT / "runs"))  # executed notebooks, run history, 
 SPARK_DRIVER_MEMORY = ("SPARK_DRIVER_MEMORY", "2g")
 SPARK_SHUFFLE_PARTITIONS = ("SPARK_SHUFFLE_PARTITIONS", "4")
 JAVA_HOME = ("JAVA_HOME", "")
+# Seconds the service waits for Kafka to acknowledge an event before it answers 503.
+SERVICE_ACK_TIMEOUT_S = ("SERVICE_ACK_TIMEOUT_S", "5")
 
 
 def _env(pair: tuple[str, str]) -> str:
@@ -95,6 +97,7 @@ class Settings:
     spark_shuffle_partitions: int
     java_home: str
     catalog_name: str = field(default="lake")
+    service_ack_timeout_s: int = 5
 
     @property
     def kafka_address(self) -> HostPort:
@@ -149,4 +152,5 @@ def settings() -> Settings:
         spark_driver_memory=_env(SPARK_DRIVER_MEMORY),
         spark_shuffle_partitions=shuffle,
         java_home=_env(JAVA_HOME),
+        service_ack_timeout_s=_positive(SERVICE_ACK_TIMEOUT_S),
     )

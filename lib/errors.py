@@ -48,3 +48,7 @@ class InjectedCrash(WorkbookError):
 class CommitConflict(WorkbookError):
     """Another run committed to the same table (or offsets) while this one ran; the run is retried
     against the new state (lib.medallion.commits)."""
+
+
+class EventLogUnavailable(WorkbookError):
+    """Kafka did not acknowledge an event in time: the service answers 503 and the client retries."""

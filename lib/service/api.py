@@ -1,168 +1,235 @@
-"""The Roman Numeral Service: a small HTTP API that converts, answers in JSON, and emits an event per request.
+"""The Roman Numeral Service's HTTP API: FastAPI routes, their contract, and which requests become events.
 
     GET /to-roman/{n}           -> 200 {"output": "MCMXCIV", ...} or 400 {"error": ...}
     GET /from-roman/{numeral}   -> 200 {"output": "1994", ...}    or 400 {"error": ...}
-    GET /health                 -> 200 {"status": "ok", "events": {"acked": ..., "failed": ...}}
+    GET /health                 -> 200: the broker connection and the counts of acknowledged events
+    GET /ready                  -> 200 while Kafka takes events, 503 while it is away
+    GET /openapi.json, /docs    -> the contract, machine-readable and interactive
 
-Headers: `X-User-Id` names the caller (the event's key); `X-Request-Id` (a UUID) becomes the
-event_id, so a client that retries a request with the same id produces a duplicate delivery,
-exactly the case Bronze deduplicates. Rejected conversions are answered 400 and still emitted
-(success=false). Every event goes to Kafka with acks=all and an idempotent producer; when the
-broker cannot take it, the request is answered 503 so the client knows to retry.
+A conversion request, answered or refused, is one event; it is answered only once Kafka has
+acknowledged that event (lib/service/publisher.py), else 503 with Retry-After. Everything the
+framework rejects before a conversion (an unknown path, an input over 64 characters, a malformed
+X-Request-Id or X-User-Id) emits nothing and gets a 4xx naming the problem and the fix.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import signal
-import threading
-import uuid
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import unquote, urlsplit
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from uuid import UUID
 
-from confluent_kafka import Producer
+from fastapi import FastAPI, Header, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lib.config import settings
-from lib.kafka import producer_config
+from lib.errors import EventLogUnavailable
 from lib.service.events import handle_request
+from lib.service.publisher import DurablePublisher
 
-ROUTES = {"to-roman": "to_roman", "from-roman": "from_roman"}
 MAX_INPUT_CHARS = 64
+ROUTES_HINT = "use GET /to-roman/{n}, /from-roman/{numeral}, /health, /ready or /docs"
+EVENT_NOTE = (
+    "\n\nThis request becomes exactly one event on the events topic (a refused conversion too, with "
+    "success=false), and is answered only after Kafka acknowledged that event. A retry with the same "
+    "X-Request-Id is a duplicate delivery of the same event_id, which Bronze keeps once."
+)
 
 
-class EventPublisher:
-    """Publishes events to the topic (acks=all, idempotent) and counts what the broker acknowledged."""
+class Conversion(BaseModel):
+    """A conversion answered: the event that records it is on the topic."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.topic = topic
-        self._producer = Producer({**producer_config(bootstrap, "roman-service"), "linger.ms": 5})
-        self._lock = threading.Lock()
-        self.acked = 0
-        self.failed = 0
-        self._running = True
-        # Delivery reports are served by poll(); a small thread keeps them flowing between requests.
-        self._poller = threading.Thread(target=self._poll, name="delivery-reports", daemon=True)
-        self._poller.start()
-
-    def _poll(self) -> None:
-        while self._running:
-            self._producer.poll(0.1)
-
-    def publish(self, key: bytes, value: bytes) -> None:
-        """Queue the event; raises when the local queue is full (the broker has been away too long)."""
-        self._producer.produce(self.topic, key=key, value=value, on_delivery=self._count)
-
-    def _count(self, err: Any, msg: Any) -> None:
-        with self._lock:
-            if err is None:
-                self.acked += 1
-            else:
-                self.failed += 1
-
-    def close(self) -> None:
-        self._running = False
-        self._producer.flush(30)
+    operation: str = Field(description="to_roman or from_roman", examples=["to_roman"])
+    input: str = Field(description="the input as received (the path segment, URL-decoded)", examples=["1994"])
+    output: str = Field(description="the canonical answer", examples=["MCMXCIV"])
+    event_id: str = Field(description="the event's id: the X-Request-Id sent, or a new UUID")
 
 
-class Handler(BaseHTTPRequestHandler):
-    server_version = "RomanNumeralService/1"
-    protocol_version = "HTTP/1.1"  # keep-alive: a client can send many requests on one connection
-    disable_nagle_algorithm = True  # headers and body go out as two writes; do not wait 40 ms between them
-    publisher: EventPublisher | None = None
+class RefusedConversion(BaseModel):
+    """A conversion refused (no canonical answer); still one event, with success=false."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Requests are events already; keep the access log quiet."""
+    operation: str
+    input: str
+    output: None = None
+    event_id: str
+    error: str = Field(description="why the input has no answer", examples=["4000 is out of range: ..."])
 
-    def _send(self, status: HTTPStatus, body: dict[str, Any]) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
 
-    def do_GET(self) -> None:
+class Problem(BaseModel):
+    """A request that is not a conversion, or is malformed: nothing was emitted."""
+
+    error: str = Field(description="what is wrong and how to fix it")
+
+
+class Unavailable(BaseModel):
+    """Kafka did not acknowledge the event in time: retry after Retry-After seconds with the same X-Request-Id."""
+
+    error: str
+    event_id: str = Field(description="send this as X-Request-Id when you retry")
+    retry_after_s: int
+
+
+class EventCounts(BaseModel):
+    acked: int = Field(description="events Kafka acknowledged since the service started")
+    failed: int = Field(description="events Kafka did not acknowledge in time (their requests got a 503)")
+    in_flight: int = Field(description="events sent and not yet acknowledged")
+
+
+class Broker(BaseModel):
+    connected: bool = Field(description="the last probe (once a second) reached the topic's leaders")
+    checked_s_ago: float
+    error: str | None
+
+
+class Health(BaseModel):
+    status: str = Field(description="always ok while the process serves requests (liveness)", examples=["ok"])
+    topic: str
+    broker: Broker
+    events: EventCounts
+
+
+class Ready(BaseModel):
+    ready: bool
+    reason: str | None = None
+
+
+# Optional headers are typed without None, so the contract says "a UUID" and not "a UUID or null"
+# (a header has no null); when one is absent, FastAPI passes the default None.
+RequestId = Annotated[UUID, Header(
+    alias="X-Request-Id",
+    description="a UUID that becomes the event_id; send the same one when you retry a request",
+)]
+UserId = Annotated[str, Header(
+    alias="X-User-Id", max_length=MAX_INPUT_CHARS,
+    description="who asks (the event's key, so one user's events stay in order); default anonymous",
+)]
+CONVERSION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": RefusedConversion, "description": "the input has no canonical answer (still one event)"},
+    422: {"model": Problem, "description": "the input or a header is malformed (no event)"},
+    503: {"model": Unavailable, "description": "Kafka did not acknowledge the event in time; retry later",
+          "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}},
+}
+
+
+class AnyText(Convertor):
+    """A path segment that may hold anything once URL-decoded: slashes, and newlines too ("path" stops at those)."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("text", AnyText())
+
+
+def create_app(publisher: DurablePublisher) -> FastAPI:
+    """The app around one publisher; the publisher's threads start and stop with the app's lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        publisher.start(asyncio.get_running_loop())
+        yield
+        # Uvicorn has answered every request in flight by now; what is still queued goes out.
+        publisher.close()
+
+    app = FastAPI(
+        title="Roman Numeral Service",
+        version="2",
+        description=__doc__.split("\n\n", 1)[1],
+        lifespan=lifespan,
+    )
+    retry_after = math.ceil(publisher.ack_timeout_s)
+
+    async def convert(operation: str, text: str, request_id: UUID | None, user: str | None) -> JSONResponse:
+        user_id = (user or "").strip() or "anonymous"
+        event = handle_request(operation, text, user_id, event_id=str(request_id) if request_id else None)
+        headers = {"X-Request-Id": event.event_id}
         try:
-            self._route()
-        except Exception as exc:
-            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(exc).__name__}"})
-
-    def _route(self) -> None:
-        path = urlsplit(self.path).path
-        if path == "/health":
-            pub = self.publisher
-            counts = {"acked": pub.acked, "failed": pub.failed} if pub else {}
-            self._send(HTTPStatus.OK, {"status": "ok", "events": counts})
-            return
-        route, slash, raw = path.lstrip("/").partition("/")
-        if route not in ROUTES or not slash:  # '/to-roman/' is a request with an empty input
-            self._send(HTTPStatus.NOT_FOUND, {
-                "error": f"unknown path {path!r}: use /to-roman/{{n}}, /from-roman/{{numeral}} or /health",
-            })
-            return
-        text = unquote(raw, errors="replace")
-        if len(text) > MAX_INPUT_CHARS:
-            self._send(HTTPStatus.REQUEST_URI_TOO_LONG, {"error": f"input longer than {MAX_INPUT_CHARS} characters"})
-            return
-        request_id = self.headers.get("X-Request-Id")
-        if request_id is not None:
-            try:
-                request_id = str(uuid.UUID(request_id))
-            except ValueError:
-                self._send(HTTPStatus.BAD_REQUEST, {"error": "X-Request-Id must be a UUID"})
-                return
-        user = (self.headers.get("X-User-Id") or "anonymous").strip()[:MAX_INPUT_CHARS] or "anonymous"
-        event = handle_request(ROUTES[route], text, user, event_id=request_id)
-        if self.publisher is not None:
-            try:
-                self.publisher.publish(event.key, event.to_json())
-            except Exception as exc:
-                self._send(HTTPStatus.SERVICE_UNAVAILABLE, {
-                    "error": f"the event log is unavailable ({type(exc).__name__}); retry with the same X-Request-Id",
-                })
-                return
+            await publisher.publish(event.key, event.to_json())
+        except EventLogUnavailable as exc:
+            body = {"error": f"{exc}; retry in {retry_after} s with the same X-Request-Id",
+                    "event_id": event.event_id, "retry_after_s": retry_after}
+            return JSONResponse(body, 503, {**headers, "Retry-After": str(retry_after)})
         body = {"operation": event.operation, "input": event.input, "output": event.output,
                 "event_id": event.event_id}
         if event.success:
-            self._send(HTTPStatus.OK, body)
+            return JSONResponse(body, 200, headers)
+        return JSONResponse({**body, "error": event.error}, 400, headers)
+
+    @app.get("/to-roman/{n:text}", response_model=Conversion, responses=CONVERSION_RESPONSES,
+             summary="An integer from 1 to 3999 as its canonical Roman numeral",
+             description="`/to-roman/1994` answers `MCMXCIV`; 0, 4000 or `abc` are refused with a 400." + EVENT_NOTE)
+    async def to_roman(
+        n: Annotated[str, Path(max_length=MAX_INPUT_CHARS, description="the integer, as text")],
+        request_id: RequestId = None, user: UserId = None,  # type: ignore[assignment]
+    ) -> JSONResponse:
+        return await convert("to_roman", n, request_id, user)
+
+    @app.get("/from-roman/{numeral:text}", response_model=Conversion, responses=CONVERSION_RESPONSES,
+             summary="A canonical Roman numeral as its integer",
+             description="`/from-roman/MCMXCIV` answers `1994`; `IIII` or `MMMM` are refused with a 400." + EVENT_NOTE)
+    async def from_roman(
+        numeral: Annotated[str, Path(max_length=MAX_INPUT_CHARS, description="the numeral, upper case")],
+        request_id: RequestId = None, user: UserId = None,  # type: ignore[assignment]
+    ) -> JSONResponse:
+        return await convert("from_roman", numeral, request_id, user)
+
+    @app.get("/health", response_model=Health, summary="Liveness, the broker connection and the event counts")
+    async def health() -> JSONResponse:
+        state = publisher.broker
+        broker = {"connected": state.connected, "error": state.error,
+                  "checked_s_ago": round(max(0.0, time.time() - state.checked_at), 1)}
+        return JSONResponse({"status": "ok", "topic": publisher.topic, "broker": broker,
+                             "events": publisher.counts()})
+
+    @app.get("/ready", response_model=Ready, responses={503: {"model": Ready, "description": "Kafka is away"}},
+             summary="Whether a conversion would be answered now (false while Kafka is away)")
+    async def ready() -> JSONResponse:
+        state = publisher.broker
+        if state.connected:
+            return JSONResponse({"ready": True, "reason": None})
+        return JSONResponse({"ready": False, "reason": state.error}, 503)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": _explain(exc)}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_a_route(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            message = f"unknown path {request.url.path!r}: {ROUTES_HINT}"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path!r}: the service answers GET only"
         else:
-            self._send(HTTPStatus.BAD_REQUEST, {**body, "error": event.error})
+            message = str(exc.detail)
+        return JSONResponse({"error": message}, exc.status_code, getattr(exc, "headers", None))
+
+    return app
 
 
-def make_server(host: str, port: int, publisher: EventPublisher | None) -> ThreadingHTTPServer:
-    """A server bound to host:port; `publisher=None` answers without emitting (unit tests of the API)."""
-    handler = type("BoundHandler", (Handler,), {"publisher": publisher})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+_FIXES = {
+    "X-Request-Id": "send a UUID such as 906b34be-6cca-4d8f-a133-ccef78b28f6b, or no header at all",
+    "X-User-Id": f"send at most {MAX_INPUT_CHARS} characters",
+    "n": f"send at most {MAX_INPUT_CHARS} characters",
+    "numeral": f"send at most {MAX_INPUT_CHARS} characters",
+}
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def main(argv: list[str] | None = None) -> int:
-    cfg = settings()
-    parser = argparse.ArgumentParser(prog="python -m lib.service.api", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=cfg.service_address.host)
-    parser.add_argument("--port", type=int, default=cfg.service_address.port)
-    args = parser.parse_args(argv)
-    publisher = EventPublisher(cfg.kafka_bootstrap_servers, cfg.events_topic)
-    server = make_server(args.host, args.port, publisher)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `stack down`: flush what is pending, then exit
-    print(f"Roman Numeral Service on http://{args.host}:{args.port}, events to {cfg.events_topic}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        publisher.close()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _explain(exc: RequestValidationError) -> str:
+    """Pydantic's errors as one sentence per field: where, what is wrong, and the fix."""
+    parts = []
+    for error in exc.errors():
+        where, name = error["loc"][0], str(error["loc"][-1])
+        name = {"x-request-id": "X-Request-Id", "x-user-id": "X-User-Id"}.get(name.lower(), name)
+        parts.append(f"{where} {name}: {error['msg']} ({_FIXES.get(name, 'see /docs')})")
+    return "; ".join(parts)

@@ -9,6 +9,7 @@ under STACK_HOME/flink.
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 from lib.config import Settings
@@ -186,7 +187,13 @@ class FlinkProcess(Service):
         return self.extra_ports if self.role == "taskmanager" else super().ports()
 
     def command(self, cfg: Settings) -> list[str]:
-        return ["bash", str(flink_script(cfg, f"{self.role}.sh")), "start-foreground"]
+        command = ["bash", str(flink_script(cfg, f"{self.role}.sh")), "start-foreground"]
+        if self.role == "taskmanager":
+            # A name of its own, so health means "this process registered", not "some taskmanager is
+            # still listed" (a killed one stays listed until its heartbeat times out).
+            self.resource_id = f"workbook-tm-{uuid.uuid4().hex[:8]}"
+            command += ["-D", f"taskmanager.resource-id={self.resource_id}"]
+        return command
 
     def prepare(self, cfg: Settings) -> None:
         write_flink_conf(cfg)
@@ -199,7 +206,16 @@ class FlinkProcess(Service):
             overview = http_json(f"{cfg.flink_rest_url}/overview")
         except (OSError, ValueError):
             return False
-        return self.role == "jobmanager" or overview.get("taskmanagers", 0) >= 1
+        if self.role == "jobmanager":
+            return True
+        started_here = getattr(self, "resource_id", None)
+        if started_here is None:  # `stack status` or `up` of a running stack: any registered taskmanager
+            return overview.get("taskmanagers", 0) >= 1
+        try:
+            managers = http_json(f"{cfg.flink_rest_url}/taskmanagers").get("taskmanagers", [])
+        except (OSError, ValueError):
+            return False
+        return started_here in [m["id"] for m in managers]
 
     def address(self) -> str:
         return f"{self.host}:{self.port}" if self.role == "jobmanager" else f"{self.host} (rpc)"

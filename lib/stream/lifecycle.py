@@ -227,8 +227,8 @@ def wait_caught_up(cfg: Settings, job_id: str, job: StreamJob | None = None, tim
             if time.monotonic() > deadline:
                 state = flink.job(job_id)["state"]
                 raise FlinkJobError(
-                    f"job {job_id} ({state}) consumed {reached} of {total} records of {topic!r} in {timeout_s:.0f}s; "
-                    f"look at FlinkRest(cfg).exceptions(job_id) and the Flink UI at {cfg.flink_rest_url}"
+                    f"job {job_id} ({state}) consumed {reached} of {total} records of {topic!r} in {timeout_s:.0f}s. "
+                    f"{flink.why(job_id)} More in the Flink UI at {cfg.flink_rest_url}"
                 )
             time.sleep(0.5)
     latest = flink.latest_checkpoint(job_id)

@@ -73,7 +73,8 @@ class FlinkRest:
                 return state
             self._raise_if_failed(job_id, state)
             time.sleep(0.5)
-        raise FlinkJobError(f"job {job_id} stayed {state} for {timeout_s:.0f}s; expected one of {sorted(states)}")
+        raise FlinkJobError(f"job {job_id} stayed {state} for {timeout_s:.0f}s; expected one of {sorted(states)}. "
+                            f"{self.why(job_id)}")
 
     def wait_for_tasks(self, job_id: str, timeout_s: float = 120.0) -> None:
         """Wait until every task of a RUNNING job runs (a job is RUNNING while its tasks still deploy)."""
@@ -161,6 +162,14 @@ class FlinkRest:
         """The job's recent failures, newest first (a restarting job shows why here)."""
         history = self._call(f"/jobs/{job_id}/exceptions").get("exceptionHistory", {}).get("entries", [])
         return [f"{e.get('exceptionName', '?')}: {str(e.get('stacktrace', '')).splitlines()[0][:300]}" for e in history]
+
+    def why(self, job_id: str, last: int = 3) -> str:
+        """The latest failures and the taskmanagers' slots, for an error message that explains a stuck job."""
+        failures = self.exceptions(job_id)[:last] or ["none recorded"]
+        managers = self._call("/taskmanagers").get("taskmanagers", [])
+        slots = ", ".join(f"{m['id']} ({m.get('freeSlots', '?')} of {m.get('slotsNumber', '?')} slots free)"
+                          for m in managers) or "none registered"
+        return f"Latest failures: {' | '.join(failures)}. Taskmanagers: {slots}."
 
     def console_lines(self, tag: str, last: int | None = 10) -> list[str]:
         """Lines a print sink with this identifier wrote to the taskmanagers' stdout, oldest first.
