@@ -10,6 +10,8 @@ SITE := lib/python3.11/site-packages
 MVN := mvn -q -B -s jars/settings.xml -f jars/pom.xml
 KERNEL := $(VENV)/share/jupyter/kernels/roman-workbook/kernel.json
 JARS_STAMP := build/jars/.fetched
+BOMBARDIER := build/bin/bombardier
+BOMBARDIER_VERSION := v1.2.6
 
 # nbval runs each notebook on the workbook's own kernel (lib/jobs/kernel.py), the one papermill uses.
 NBVAL := --nbval --nbval-kernel-name roman-workbook --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
@@ -78,8 +80,13 @@ LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: up ## The stack plus JupyterLab on 127.0.0.1:8888 (as any user, root included)
 	cd notebooks && ../$(VENV)/bin/jupyter lab --ip 127.0.0.1 --no-browser $(LAB_ROOT)
 
-bench: setup ## Benchmarks: JSON results under bench/results/ and a printed table
+bench: setup $(BOMBARDIER) ## Benchmarks: JSON results under bench/results/ and a printed table
 	$(VPY) -m bench
+
+# The service benchmark's load generator, built from the Go module proxy (no download site needed).
+$(BOMBARDIER):
+	@command -v go >/dev/null || { echo "go not found: the service benchmark builds bombardier with Go 1.21+"; exit 1; }
+	GOBIN=$(CURDIR)/build/bin go install github.com/codesenberg/bombardier@$(BOMBARDIER_VERSION)
 
 lint: $(VENV)/.installed ## ruff over lib/, tests/, bench/ and the notebooks
 	$(VENV)/bin/ruff check $(wildcard lib tests bench notebooks) conftest.py

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import bounded_backlog, medallion, produce_rate, stream_latency
+from bench import bounded_backlog, medallion, produce_rate, service_load, stream_latency
 
 BENCHMARKS = {"produce": produce_rate.main, "medallion": medallion.main, "stream": stream_latency.main,
-              "backlog": bounded_backlog.main}
+              "backlog": bounded_backlog.main, "service": service_load.main}
 
 
 def main(argv: list[str]) -> int:

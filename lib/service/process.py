@@ -9,12 +9,14 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from lib.config import ROOT
 from lib.errors import StackError
@@ -27,9 +29,20 @@ def command(host: str, port: int, bootstrap: str, topic: str, ack_timeout_s: flo
             "--topic", topic, "--ack-timeout", str(ack_timeout_s)]
 
 
+@dataclass
+class Instance:
+    """A service process started by `serving`: where it answers, and the process."""
+
+    url: str
+    proc: subprocess.Popen
+
+
 @contextmanager
-def serving(argv: list[str], port: int, host: str = "127.0.0.1", timeout_s: float = 30.0) -> Iterator[subprocess.Popen]:
-    """A service process of its own (tests, benchmarks): started, answering /health, then stopped by SIGTERM."""
+def serving(bootstrap: str, topic: str, ack_timeout_s: float, module: str = "lib.service.server",
+            host: str = "127.0.0.1", timeout_s: float = 30.0) -> Iterator[Instance]:
+    """A service process of its own on a free port (tests, benchmarks): answering /health, then stopped by SIGTERM."""
+    port = free_port(host)
+    argv = command(host, port, bootstrap, topic, ack_timeout_s, module)
     with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: a chatty process never blocks on it
         proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -40,10 +53,10 @@ def serving(argv: list[str], port: int, host: str = "127.0.0.1", timeout_s: floa
                     proc.kill()
                     proc.wait()
                     log.seek(0)
-                    raise StackError(f"{' '.join(argv[1:3])} did not answer on {host}:{port} within "
-                                     f"{timeout_s:.0f}s:\n{log.read()[-2000:]}")
+                    raise StackError(f"{module} did not answer on {host}:{port} within {timeout_s:.0f}s:\n"
+                                     f"{log.read()[-2000:]}")
                 time.sleep(0.1)
-            yield proc
+            yield Instance(f"http://{host}:{port}", proc)
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -52,6 +65,13 @@ def serving(argv: list[str], port: int, host: str = "127.0.0.1", timeout_s: floa
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
 
 def _answers(host: str, port: int) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -26,7 +26,7 @@ from schemathesis import GenerationMode
 from lib import stack
 from lib.config import Settings
 from lib.kafka import end_offsets, ensure_topic, read_range
-from lib.service.process import command, serving
+from lib.service.process import serving
 
 pytestmark = pytest.mark.integration
 ACK_TIMEOUT_S = 3
@@ -36,7 +36,7 @@ ACK_TIMEOUT_S = 3
 class Service:
     url: str
     topic: str
-    proc: object
+    proc: subprocess.Popen
     cfg: Settings
 
     def events(self) -> Counter:
@@ -49,20 +49,12 @@ class Service:
         return requests.get(self.url + path, headers={k.replace("_", "-"): v for k, v in headers.items()}, timeout=30)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service(live_stack: Settings) -> Iterator[Service]:
     topic = f"service-{uuid.uuid4().hex[:8]}"
     ensure_topic(live_stack.kafka_bootstrap_servers, topic, live_stack.events_partitions)
-    port = _free_port()
-    argv = command("127.0.0.1", port, live_stack.kafka_bootstrap_servers, topic, ACK_TIMEOUT_S)
-    with serving(argv, port) as proc:
-        yield Service(f"http://127.0.0.1:{port}", topic, proc, live_stack)
+    with serving(live_stack.kafka_bootstrap_servers, topic, ACK_TIMEOUT_S) as server:
+        yield Service(server.url, topic, server.proc, live_stack)
 
 
 def test_an_answer_means_its_event_is_on_the_topic(service: Service) -> None:
@@ -204,10 +196,9 @@ def test_no_200_while_the_broker_is_away_and_recovery_without_a_restart(service:
 def test_sigterm_answers_every_request_in_flight_then_exits(live_stack: Settings) -> None:
     topic = f"service-stop-{uuid.uuid4().hex[:8]}"
     ensure_topic(live_stack.kafka_bootstrap_servers, topic, live_stack.events_partitions)
-    port = _free_port()
-    argv = command("127.0.0.1", port, live_stack.kafka_bootstrap_servers, topic, ACK_TIMEOUT_S)
-    with serving(argv, port) as proc:
-        service = Service(f"http://127.0.0.1:{port}", topic, proc, live_stack)
+    with serving(live_stack.kafka_bootstrap_servers, topic, ACK_TIMEOUT_S) as server:
+        proc = server.proc
+        service = Service(server.url, topic, proc, live_stack)
         traffic = Traffic(service)
         threads = traffic.run(8)
         time.sleep(2)

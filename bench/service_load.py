@@ -1,0 +1,108 @@
+"""The service under load: FastAPI/uvicorn answering after Kafka's ack, against the stdlib baseline.
+
+Both servers run on loopback, one after the other in the same run, against the same broker and a
+topic of their own, and take the same load: bombardier (a maintained Go load generator, built
+from the Go module proxy into build/bin) with 64 keep-alive connections for DURATION_S seconds on
+`GET /to-roman/1994`. Per server: requests/s answered 200, requests/s whose event Kafka
+acknowledged (the service's own /health counter), p50/p99 latency. The baseline answers before
+the ack; the service answers after it. Goal on the 2-core machine: at least 5k acknowledged
+requests/s and p99 under 50 ms at 64 clients.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tabulate import tabulate
+
+from bench import services
+from lib.config import ROOT, Settings, settings
+from lib.errors import StackError
+from lib.kafka import ensure_topic
+from lib.service.process import serving
+
+RESULTS = Path(__file__).parent / "results"
+BOMBARDIER = ROOT / "build" / "bin" / "bombardier"
+CONNECTIONS = 64
+DURATION_S = 20
+WARMUP_S = 3
+GOAL_RPS = 5000
+GOAL_P99_MS = 50.0
+SERVERS = {"baseline (stdlib, answers before the ack)": "bench.baseline_service",
+           "service (FastAPI, answers after the ack)": "lib.service.server"}
+
+
+def main() -> dict:
+    if not BOMBARDIER.exists():
+        raise StackError(f"{BOMBARDIER} is missing: `make bench` builds it (Go's module proxy, no download site)")
+    cfg = settings()
+    with services(cfg, ["kafka"]):
+        return _measure(cfg)
+
+
+def _measure(cfg: Settings) -> dict:
+    topic = f"bench-service-{int(time.time())}"
+    ensure_topic(cfg.kafka_bootstrap_servers, topic, cfg.events_partitions)
+    rows = {}
+    for label, module in SERVERS.items():
+        with serving(cfg.kafka_bootstrap_servers, topic, cfg.service_ack_timeout_s, module) as server:
+            url = server.url
+            _load(url, WARMUP_S)  # connections, caches and the producer's metadata, not timed
+            before = _acked(url)
+            run = _load(url, DURATION_S)
+            time.sleep(1)  # the baseline's last events are still on their way to the broker
+            acked = _acked(url) - before
+        seconds = run["timeTakenSeconds"]
+        latency = run["latency"]["percentiles"]
+        rows[label] = {
+            "answered_200": run["req2xx"], "errors": run["req5xx"] + run["others"] + run["req4xx"],
+            "seconds": round(seconds, 2), "requests_per_s": round(run["req2xx"] / seconds),
+            "acked_per_s": round(acked / seconds), "p50_ms": latency["50"] / 1000, "p99_ms": latency["99"] / 1000,
+            "max_ms": run["latency"]["max"] / 1000,
+        }
+    base, new = (rows[label] for label in SERVERS)
+    result = {
+        "benchmark": "service",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "load": {"tool": "bombardier v1.2.6", "connections": CONNECTIONS, "seconds": DURATION_S,
+                 "request": "GET /to-roman/1994"},
+        "servers": rows,
+        "goal": {"acked_per_s": GOAL_RPS, "p99_ms": GOAL_P99_MS},
+        "ratio_service_to_baseline_requests_per_s": round(new["requests_per_s"] / base["requests_per_s"], 2),
+        "ratio_service_to_baseline_p99": round(new["p99_ms"] / base["p99_ms"], 2),
+        "ratio_service_acked_to_goal": round(new["acked_per_s"] / GOAL_RPS, 2),
+        "ratio_service_p99_to_goal": round(new["p99_ms"] / GOAL_P99_MS, 2),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "service.json").write_text(json.dumps(result, indent=1))
+    print(tabulate([(label, r["answered_200"], r["errors"], r["requests_per_s"], r["acked_per_s"], r["p50_ms"],
+                     r["p99_ms"], r["max_ms"]) for label, r in rows.items()],
+                   headers=["server", "200s", "errors", "requests/s", "acked/s", "p50 ms", "p99 ms", "max ms"]))
+    print(f"\nservice / baseline: {result['ratio_service_to_baseline_requests_per_s']}x requests/s, "
+          f"{result['ratio_service_to_baseline_p99']}x p99   service / goal: "
+          f"{result['ratio_service_acked_to_goal']}x acked/s ({GOAL_RPS:,}), "
+          f"{result['ratio_service_p99_to_goal']}x p99 ({GOAL_P99_MS:.0f} ms)")
+    return result
+
+
+def _load(url: str, seconds: int) -> dict:
+    """One bombardier run: its JSON result (latencies in microseconds)."""
+    proc = subprocess.run(
+        [str(BOMBARDIER), "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--timeout", "30s", "-l", "-o", "json",
+         "-p", "r", "-H", "X-User-Id: bench", f"{url}/to-roman/1994"],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(proc.stdout)["result"]
+
+
+def _acked(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+        return int(json.loads(answer.read())["events"]["acked"])
