@@ -16,6 +16,7 @@ from lib.config import Settings
 from lib.jobs.registry import parse_time
 from lib.jobs.runner import RECORD_KEY
 from lib.medallion.statements import Statement, watching
+from lib.service.client import ServiceClient
 from lib.stack.versions import versions
 
 if TYPE_CHECKING:
@@ -33,6 +34,15 @@ def stack_table(cfg: Settings) -> pd.DataFrame:
     """Service, address, healthy: the status table without pids (they change every run)."""
     rows = [(r.service, r.address, r.healthy) for r in stack.status(cfg)]
     return pd.DataFrame(rows, columns=["service", "address", "healthy"]).set_index("service")
+
+
+def contract_table(cfg: Settings) -> pd.DataFrame:
+    """The service's routes as its own OpenAPI document states them: what to call, and what it may answer."""
+    with ServiceClient(cfg) as client:
+        doc = client.get("/openapi.json")[1]
+    rows = [(f"{method.upper()} {path}", op.get("summary", ""), ", ".join(sorted(op.get("responses", {}))))
+            for path, methods in sorted(doc["paths"].items()) for method, op in methods.items()]
+    return pd.DataFrame(rows, columns=["route", "what it does", "answers"]).set_index("route")
 
 
 def interval(start: str | None, end: str | None) -> tuple[datetime, datetime]:

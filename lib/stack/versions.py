@@ -23,7 +23,7 @@ def _flink_version(cfg: Settings) -> str:
 
 
 def versions(cfg: Settings) -> dict[str, str]:
-    """{component: version} for Spark, Flink, Kafka, Iceberg and the Python clients."""
+    """{component: version} for Spark, Flink, Kafka, Iceberg, the Python clients and the service's server."""
 
     def dist(name: str) -> str:
         try:
@@ -38,4 +38,6 @@ def versions(cfg: Settings) -> dict[str, str]:
         "Iceberg (Spark runtime)": _jar_version(cfg.jars_dir / "spark", "iceberg-spark-runtime-4.1_2.13"),
         "PyIceberg": dist("pyiceberg"),
         "kafka-python": dist("kafka-python"),
+        "FastAPI (the service)": dist("fastapi"),
+        "uvicorn (serves it)": dist("uvicorn"),
     }
