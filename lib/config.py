@@ -26,7 +26,14 @@ KAFKA_BOOTSTRAP_SERVERS = ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 EVENTS_TOPIC = ("EVENTS_TOPIC", "roman-conversions")
 EVENTS_PARTITIONS = ("EVENTS_PARTITIONS", "3")
 ICEBERG_REST_URI = ("ICEBERG_REST_URI", "http://127.0.0.1:8181")
-ICEBERG_WAREHOUSE = ("ICEBERG_WAREHOUSE", "")  # empty: <STACK_HOME>/warehouse
+ICEBERG_WAREHOUSE = ("ICEBERG_WAREHOUSE", "")  # empty: <STACK_HOME>/warehouse, or s3://<S3_BUCKET>/ in S3 mode
+# Where the warehouse lives: "file" (the local file system) or "s3" (the S3 server at S3_ENDPOINT).
+WAREHOUSE = ("WAREHOUSE", "file")
+S3_ENDPOINT = ("S3_ENDPOINT", "http://127.0.0.1:9000")
+S3_BUCKET = ("S3_BUCKET", "warehouse")
+S3_ACCESS_KEY_ID = ("S3_ACCESS_KEY_ID", "workbook")
+S3_SECRET_ACCESS_KEY = ("S3_SECRET_ACCESS_KEY", "workbook-secret")  # the embedded server's; never a real one
+S3_REGION = ("S3_REGION", "us-east-1")
 ROMAN_SERVICE_URL = ("ROMAN_SERVICE_URL", "http://127.0.0.1:8000")
 FLINK_REST_URL = ("FLINK_REST_URL", "http://127.0.0.1:8081")
 FLINK_RPC_PORT = ("FLINK_RPC_PORT", "6123")  # the jobmanager's RPC (Pekko) port
@@ -98,6 +105,16 @@ class Settings:
     java_home: str
     catalog_name: str = field(default="lake")
     service_ack_timeout_s: int = 5
+    warehouse: str = "file"
+    s3_endpoint: str = "http://127.0.0.1:9000"
+    s3_bucket: str = "warehouse"
+    s3_access_key_id: str = "workbook"
+    s3_secret_access_key: str = "workbook-secret"
+    s3_region: str = "us-east-1"
+
+    @property
+    def s3_address(self) -> HostPort:
+        return _url_address(self.s3_endpoint)
 
     @property
     def kafka_address(self) -> HostPort:
@@ -131,7 +148,12 @@ def _positive(pair: tuple[str, str]) -> int:
 def settings() -> Settings:
     """Read the environment now; call it at an edge and pass the result down."""
     stack_home = Path(_env(STACK_HOME)).resolve()
-    warehouse = _env(ICEBERG_WAREHOUSE) or (stack_home / "warehouse").as_uri()
+    mode = _env(WAREHOUSE).lower()
+    if mode not in ("file", "s3"):
+        raise ConfigError(f"WAREHOUSE={mode!r}: use file (the default, the local file system) or s3 (the S3 server)")
+    bucket = _env(S3_BUCKET)
+    default_warehouse = f"s3://{bucket}/" if mode == "s3" else (stack_home / "warehouse").as_uri()
+    warehouse = _env(ICEBERG_WAREHOUSE) or default_warehouse
     partitions = _positive(EVENTS_PARTITIONS)
     shuffle = _positive(SPARK_SHUFFLE_PARTITIONS)
     return Settings(
@@ -153,4 +175,10 @@ def settings() -> Settings:
         spark_shuffle_partitions=shuffle,
         java_home=_env(JAVA_HOME),
         service_ack_timeout_s=_positive(SERVICE_ACK_TIMEOUT_S),
+        warehouse=mode,
+        s3_endpoint=_env(S3_ENDPOINT).rstrip("/"),
+        s3_bucket=bucket,
+        s3_access_key_id=_env(S3_ACCESS_KEY_ID),
+        s3_secret_access_key=_env(S3_SECRET_ACCESS_KEY),
+        s3_region=_env(S3_REGION),
     )

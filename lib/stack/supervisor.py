@@ -26,15 +26,18 @@ from lib.stack.flink import FlinkProcess
 from lib.stack.kafka import KafkaBroker
 from lib.stack.process import ManagedProcess, log_tail, port_is_free, port_owner
 from lib.stack.roman import RomanService
+from lib.stack.s3 import S3Server
 
 HEALTH_TIMEOUT_S = 120.0
 
 
 def services(cfg: Settings) -> list[Service]:
-    """The stack in start order."""
+    """The stack in start order; the S3 server only in S3 mode (WAREHOUSE=s3), before the catalog."""
+    storage: list[Service] = [S3Server(cfg)] if cfg.warehouse == "s3" else []
     return [
         KafkaBroker(cfg),
         RomanService(cfg),
+        *storage,
         CatalogServer(cfg),
         FlinkProcess(cfg, "jobmanager"),
         FlinkProcess(cfg, "taskmanager"),
