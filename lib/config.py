@@ -50,6 +50,11 @@ JAVA_HOME = ("JAVA_HOME", "")
 SERVICE_ACK_TIMEOUT_S = ("SERVICE_ACK_TIMEOUT_S", "5")
 
 
+#: The AWS SDK (2.30+) sends and checks CRC checksums by default, which some S3-compatible servers
+#: refuse; Iceberg 1.11 has no property for it, so every JVM that may use S3FileIO gets these flags.
+S3_CHECKSUM_FLAGS = ("-Daws.requestChecksumCalculation=when_required", "-Daws.responseChecksumValidation=when_required")
+
+
 def _env(pair: tuple[str, str]) -> str:
     name, default = pair
     value = os.environ.get(name, "").strip()
@@ -115,6 +120,21 @@ class Settings:
     @property
     def s3_address(self) -> HostPort:
         return _url_address(self.s3_endpoint)
+
+    @property
+    def file_io_properties(self) -> dict[str, str]:
+        """Iceberg's FileIO properties for the warehouse: S3FileIO on the S3 server in S3 mode, none
+        on the file system. Every client sets them itself (the REST catalog does not hand them out)."""
+        if self.warehouse != "s3":
+            return {}
+        return {
+            "io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+            "s3.endpoint": self.s3_endpoint,
+            "s3.path-style-access": "true",
+            "s3.access-key-id": self.s3_access_key_id,
+            "s3.secret-access-key": self.s3_secret_access_key,
+            "client.region": self.s3_region,
+        }
 
     @property
     def kafka_address(self) -> HostPort:

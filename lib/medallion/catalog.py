@@ -14,8 +14,14 @@ from lib.config import Settings
 
 
 def catalog(cfg: Settings) -> Catalog:
-    """The REST catalog `lake`, as configured by ICEBERG_REST_URI and ICEBERG_WAREHOUSE."""
-    return load_catalog(cfg.catalog_name, type="rest", uri=cfg.iceberg_rest_uri, warehouse=cfg.iceberg_warehouse)
+    """The REST catalog `lake`, as configured by ICEBERG_REST_URI and ICEBERG_WAREHOUSE (and S3_* in S3 mode).
+
+    PyIceberg reads S3 through pyarrow (path-style already) and wants `s3.region`: without one it
+    asks AWS for the bucket's region, which costs seconds against a local server.
+    """
+    s3 = {"s3.region": cfg.s3_region} if cfg.warehouse == "s3" else {}
+    return load_catalog(cfg.catalog_name, type="rest", uri=cfg.iceberg_rest_uri, warehouse=cfg.iceberg_warehouse,
+                        **cfg.file_io_properties, **s3)
 
 
 def keep_raw_payload(cfg: Settings, name: str) -> bool:

@@ -12,7 +12,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from lib.config import Settings
+from lib.config import S3_CHECKSUM_FLAGS, Settings
 from lib.errors import StackError
 
 _LOG4J2 = """\
@@ -50,7 +50,8 @@ def spark_conf(cfg: Settings) -> dict[str, str]:
         "spark.driver.memory": cfg.spark_driver_memory,
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log_conf}",
+        "spark.driver.extraJavaOptions": " ".join([f"-Dlog4j2.configurationFile={log_conf}", *S3_CHECKSUM_FLAGS]),
+        "spark.executor.extraJavaOptions": " ".join(S3_CHECKSUM_FLAGS),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": str(cfg.spark_shuffle_partitions),
@@ -60,6 +61,7 @@ def spark_conf(cfg: Settings) -> dict[str, str]:
         f"{prefix}.type": "rest",
         f"{prefix}.uri": cfg.iceberg_rest_uri,
         f"{prefix}.warehouse": cfg.iceberg_warehouse,
+        **{f"{prefix}.{key}": value for key, value in cfg.file_io_properties.items()},
         "spark.sql.defaultCatalog": cfg.catalog_name,
         "spark.sql.warehouse.dir": str(cfg.stack_home / "spark-warehouse"),
     }

@@ -4,25 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lib.config import Settings
+from lib.config import S3_CHECKSUM_FLAGS, Settings
 from lib.stack.base import Service, http_json, jars
-
-#: The AWS SDK (2.30+) sends and checks CRC checksums by default, which some S3-compatible servers
-#: refuse; Iceberg 1.11 has no property for it, so every JVM that uses S3FileIO gets these flags.
-S3_CHECKSUM_FLAGS = ("-Daws.requestChecksumCalculation=when_required", "-Daws.responseChecksumValidation=when_required")
-
-
-def s3_properties(cfg: Settings) -> dict[str, str]:
-    """Iceberg's S3FileIO properties for the stack's S3 server; every client sets them (the catalog
-    server does not hand them out)."""
-    return {
-        "io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
-        "s3.endpoint": cfg.s3_endpoint,
-        "s3.path-style-access": "true",
-        "s3.access-key-id": cfg.s3_access_key_id,
-        "s3.secret-access-key": cfg.s3_secret_access_key,
-        "client.region": cfg.s3_region,
-    }
 
 
 class CatalogServer(Service):
@@ -57,9 +40,8 @@ class CatalogServer(Service):
             "CATALOG_URI": f"jdbc:sqlite:{cfg.stack_home / 'catalog' / 'catalog.db'}",
             "CATALOG_WAREHOUSE": cfg.iceberg_warehouse,
         }
-        if cfg.warehouse == "s3":
-            env |= {"CATALOG_" + key.upper().replace("-", "__").replace(".", "_"): value
-                    for key, value in s3_properties(cfg).items()}
+        env |= {"CATALOG_" + key.upper().replace("-", "__").replace(".", "_"): value
+                for key, value in cfg.file_io_properties.items()}
         return env
 
     def healthy(self, cfg: Settings) -> bool:
