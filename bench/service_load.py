@@ -16,7 +16,7 @@ import os
 import platform
 import subprocess
 import time
-import urllib.request
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +26,8 @@ from bench import services
 from lib.config import ROOT, Settings, settings
 from lib.errors import StackError
 from lib.kafka import ensure_topic
-from lib.service.process import serving
+from lib.service.client import ServiceClient
+from lib.stack.roman import serving
 
 RESULTS = Path(__file__).parent / "results"
 BOMBARDIER = ROOT / "build" / "bin" / "bombardier"
@@ -55,10 +56,10 @@ def _measure(cfg: Settings) -> dict:
         with serving(cfg.kafka_bootstrap_servers, topic, cfg.service_ack_timeout_s, module) as server:
             url = server.url
             _load(url, WARMUP_S)  # connections, caches and the producer's metadata, not timed
-            before = _acked(url)
+            before = _acked(cfg, url)
             run = _load(url, DURATION_S)
             time.sleep(1)  # the baseline's last events are still on their way to the broker
-            acked = _acked(url) - before
+            acked = _acked(cfg, url) - before
         seconds = run["timeTakenSeconds"]
         latency = run["latency"]["percentiles"]
         rows[label] = {
@@ -103,6 +104,6 @@ def _load(url: str, seconds: int) -> dict:
     return json.loads(proc.stdout)["result"]
 
 
-def _acked(url: str) -> int:
-    with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-        return int(json.loads(answer.read())["events"]["acked"])
+def _acked(cfg: Settings, url: str) -> int:
+    with ServiceClient(replace(cfg, roman_service_url=url)) as client:
+        return client.events_acked()

@@ -88,9 +88,7 @@ class DurablePublisher:
             # librdkafka fails the message after ack_timeout_s; the margin only guards against a lost report.
             err = await asyncio.wait_for(future, timeout=self.ack_timeout_s + 2.0)
         except TimeoutError as exc:
-            raise EventLogUnavailable(
-                f"Kafka at {self.bootstrap} did not acknowledge the event within {self.ack_timeout_s:.0f} s"
-            ) from exc
+            raise EventLogUnavailable(self._not_acknowledged()) from exc
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -99,8 +97,11 @@ class DurablePublisher:
 
     def _describe(self, err: KafkaError) -> str:
         if err.code() == KafkaError._MSG_TIMED_OUT:
-            return f"Kafka at {self.bootstrap} did not acknowledge the event within {self.ack_timeout_s:.0f} s"
+            return self._not_acknowledged()
         return f"Kafka did not take the event: {err.str()}"
+
+    def _not_acknowledged(self) -> str:
+        return f"Kafka at {self.bootstrap} did not acknowledge the event within {self.ack_timeout_s:.0f} s"
 
     def _report(self, future: asyncio.Future, err: KafkaError | None) -> None:
         """The delivery callback (inside poll or flush): count it and keep it for the event loop."""

@@ -182,6 +182,7 @@ class FlinkProcess(Service):
         extra = (cfg.flink_rpc_port, cfg.flink_blob_port) if role == "jobmanager" else ()
         moved_by = "FLINK_REST_URL (and FLINK_RPC_PORT, FLINK_BLOB_PORT)" if extra else "FLINK_REST_URL"
         super().__init__(f"flink-{role}", addr.host, addr.port, moved_by, extra)
+        self.resource_id: str | None = None  # a taskmanager's, once `command` has named it
 
     def ports(self) -> tuple[int, ...]:
         return self.extra_ports if self.role == "taskmanager" else super().ports()
@@ -202,20 +203,16 @@ class FlinkProcess(Service):
         return flink_environment(cfg)
 
     def healthy(self, cfg: Settings) -> bool:
+        """The jobmanager answers; a taskmanager this object started has registered (any registered
+        one, for `stack status` or `up` of a running stack)."""
         try:
+            if self.role == "taskmanager" and self.resource_id is not None:
+                managers = http_json(f"{cfg.flink_rest_url}/taskmanagers").get("taskmanagers", [])
+                return self.resource_id in [m["id"] for m in managers]
             overview = http_json(f"{cfg.flink_rest_url}/overview")
         except (OSError, ValueError):
             return False
-        if self.role == "jobmanager":
-            return True
-        started_here = getattr(self, "resource_id", None)
-        if started_here is None:  # `stack status` or `up` of a running stack: any registered taskmanager
-            return overview.get("taskmanagers", 0) >= 1
-        try:
-            managers = http_json(f"{cfg.flink_rest_url}/taskmanagers").get("taskmanagers", [])
-        except (OSError, ValueError):
-            return False
-        return started_here in [m["id"] for m in managers]
+        return self.role == "jobmanager" or overview.get("taskmanagers", 0) >= 1
 
     def address(self) -> str:
         return f"{self.host}:{self.port}" if self.role == "jobmanager" else f"{self.host} (rpc)"

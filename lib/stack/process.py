@@ -20,6 +20,13 @@ from pathlib import Path
 import psutil
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on now (the OS picks it): for a process of a test's own, or a dead address."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def port_is_free(host: str, port: int) -> bool:
     """True when nothing listens on host:port (we try to bind it, as the service would)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

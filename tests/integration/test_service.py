@@ -1,6 +1,6 @@
 """The Roman Numeral Service on the real broker: its contract, fuzzed from /openapi.json, and its durability.
 
-Each test module's service is a process of its own (`lib.service.process.serving`) on a free port,
+Each test module's service is a process of its own (`lib.stack.roman.serving`) on a free port,
 publishing to a topic of its own, so what it emitted can be read back exactly: an answered
 conversion is one event on that topic, and nothing else is.
 """
@@ -26,7 +26,7 @@ from schemathesis import GenerationMode
 from lib import stack
 from lib.config import Settings
 from lib.kafka import end_offsets, ensure_topic, read_range
-from lib.service.process import serving
+from lib.stack.roman import serving
 
 pytestmark = pytest.mark.integration
 ACK_TIMEOUT_S = 3

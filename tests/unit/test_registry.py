@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 from lib.config import ROOT
 from lib.errors import ParameterError
 from lib.jobs.registry import JOBS, Interval, job, parameters, parse_time
+from lib.stack.process import free_port
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -106,11 +106,7 @@ def test_cli_rejects_bad_parameters_before_anything_starts(args: list[str], need
 
 
 def test_run_with_the_stack_down_names_only_what_the_job_needs(tmp_path: Path) -> None:
-    ports = []
-    for _ in range(4):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
+    ports = [free_port() for _ in range(4)]
     env = {
         **os.environ,
         "STACK_HOME": str(tmp_path),

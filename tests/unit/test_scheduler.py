@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,23 +19,18 @@ from lib.jobs.alerts import alerts_log
 from lib.jobs.history import RunHistory
 from lib.jobs.registry import JOBS, Interval
 from lib.jobs.scheduler import Retry, Scheduler, due
+from lib.stack.process import free_port
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = T + timedelta(days=30)
-
-
-def _dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> Settings:
     """Settings whose services are all somewhere nothing listens, and whose runs/ is private."""
     return replace(settings(), runs_dir=tmp_path / "runs", stack_home=tmp_path / "stack",
-                   kafka_bootstrap_servers=f"127.0.0.1:{_dead_port()}",
-                   iceberg_rest_uri=f"http://127.0.0.1:{_dead_port()}")
+                   kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+                   iceberg_rest_uri=f"http://127.0.0.1:{free_port()}")
 
 
 def _succeed(history: RunHistory, job: str, interval: Interval) -> None:
