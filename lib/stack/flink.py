@@ -12,7 +12,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from lib.config import Settings
+from lib.config import S3_CHECKSUM_FLAGS, Settings
 from lib.errors import StackError
 from lib.stack.base import Service, http_json
 
@@ -94,7 +94,7 @@ def flink_config(cfg: Settings) -> dict:
     python = str(cfg.flink_venv / "bin" / "python")
     return {
         "env": {
-            "java": {"opts": {"all": f"{_JAVA_OPTS} -Djava.io.tmpdir={home / 'tmp'}"}},
+            "java": {"opts": {"all": " ".join([_JAVA_OPTS, f"-Djava.io.tmpdir={home / 'tmp'}", *S3_CHECKSUM_FLAGS])}},
             "log": {"dir": str(home / "log")},
             "pid": {"dir": str(home / "pid")},
             "stdout-err": {"redirect-to-file": True},

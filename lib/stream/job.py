@@ -99,6 +99,7 @@ def statements(cfg: Settings, job: StreamJob) -> list[str]:
     """The job as Flink SQL: catalog, tables, views and one statement set."""
     topic = job.topic or cfg.events_topic
     ts = "TIMESTAMP_LTZ(6)"
+    file_io = "".join(f", '{key}' = '{value}'" for key, value in cfg.file_io_properties.items())
     # Flink's computed columns cannot refer to each other, so stream_time repeats this expression.
     parsed = f"TO_TIMESTAMP_LTZ(JSON_VALUE(CAST(`value` AS STRING), '$.event_time'), '{_ISO_MILLIS}')"
     return [
@@ -122,7 +123,7 @@ def statements(cfg: Settings, job: StreamJob) -> list[str]:
         "CREATE TEMPORARY SYSTEM FUNCTION malformed_reason AS 'lib.stream.udfs.malformed_reason' LANGUAGE PYTHON",
         "CREATE TEMPORARY SYSTEM FUNCTION as_text AS 'lib.stream.udfs.as_text' LANGUAGE PYTHON",
         f"""CREATE CATALOG {cfg.catalog_name} WITH ('type' = 'iceberg', 'catalog-type' = 'rest',
-            'uri' = '{cfg.iceberg_rest_uri}', 'warehouse' = '{cfg.iceberg_warehouse}')""",
+            'uri' = '{cfg.iceberg_rest_uri}', 'warehouse' = '{cfg.iceberg_warehouse}'{file_io})""",
         f"CREATE DATABASE IF NOT EXISTS {cfg.catalog_name}.bronze",
         _iceberg_table(cfg, STREAM_EVENTS, f"""event_id STRING NOT NULL, event_time {ts}, event_date DATE,
             user_id STRING, payload STRING NOT NULL, kafka_topic STRING NOT NULL, kafka_partition INT NOT NULL,
