@@ -17,7 +17,7 @@ BOMBARDIER_VERSION := v1.2.6
 NBVAL := --nbval --nbval-kernel-name roman-workbook --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
 	--nbval-cell-timeout 600
 
-.PHONY: help setup run test test-unit test-integration test-notebooks up down status lab bench lint lock jars \
+.PHONY: help setup run test test-unit test-integration test-notebooks test-cluster up down status lab bench lint lock jars \
 	clean clean-stack
 
 help: ## List the commands
@@ -52,9 +52,16 @@ $(KERNEL): $(VENV)/.installed lib/jobs/kernel.py
 run: setup ## Start the stack, execute the notebooks into runs/<UTC timestamp>/, print a summary, stop the stack
 	$(VPY) -m lib workbook
 
-test: setup lint ## The tiers: unit, then integration, the papermill workbook test and nbval in one session (one stack)
+test: setup lint ## The tiers: unit; integration, the papermill workbook test and nbval (one stack); the S3 and cluster modes
 	$(VPY) -m pytest tests/unit
 	$(VPY) -m pytest tests/integration tests/notebooks notebooks $(NBVAL) --durations=15
+	$(MAKE) --no-print-directory test-cluster
+
+# The same ports as the default stack, so after it: a STACK_HOME of its own keeps the two apart.
+CLUSTER_ENV := WAREHOUSE=s3 CLUSTER=1 STACK_HOME=$(CURDIR)/.stack-cluster
+
+test-cluster: setup ## The medallion with the warehouse on S3 and Spark standalone; the stream on two taskmanagers
+	$(CLUSTER_ENV) $(VPY) -m pytest tests/cluster --durations=5
 
 test-unit: $(VENV)/.installed ## Unit tests: no service started, no port of the stack needed
 	$(VPY) -m pytest tests/unit
@@ -88,8 +95,9 @@ $(BOMBARDIER):
 	@command -v go >/dev/null || { echo "go not found: the service benchmark builds bombardier with Go 1.21+"; exit 1; }
 	GOBIN=$(CURDIR)/build/bin go install github.com/codesenberg/bombardier@$(BOMBARDIER_VERSION)
 
-lint: $(VENV)/.installed ## ruff over lib/, tests/, bench/ and the notebooks
+lint: $(VENV)/.installed ## ruff over lib/, tests/, bench/ and the notebooks; docker-compose.yml against the compose spec
 	$(VENV)/bin/ruff check $(wildcard lib tests bench notebooks) conftest.py
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 lock: ## Re-resolve requirements.txt from the pins in pyproject.toml
 	rm -rf /tmp/roman-lock && $(PYTHON) -m venv /tmp/roman-lock
@@ -98,7 +106,8 @@ lock: ## Re-resolve requirements.txt from the pins in pyproject.toml
 	@echo "review requirements.lock.new, then move it over requirements.txt (keep the header)"
 
 clean-stack: down ## Forget the stack's data (Kafka log, catalog, warehouse, checkpoints)
-	rm -rf .stack
+	@test -x $(VPY) && STACK_HOME=$(CURDIR)/.stack-cluster $(VPY) -m lib stack down >/dev/null || true
+	rm -rf .stack .stack-cluster
 
 clean: clean-stack ## Remove virtualenvs, jars and runs too
 	rm -rf $(VENV) $(FLINK_VENV) build runs

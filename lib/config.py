@@ -44,6 +44,16 @@ FLINK_VENV = ("FLINK_VENV", str(ROOT / ".venv-flink"))
 ALERT_WEBHOOK_URL = ("ALERT_WEBHOOK_URL", "")  # empty: alerts go to stderr and runs/alerts.log only
 RUNS_DIR = ("RUNS_DIR", str(ROOT / "runs"))  # executed notebooks, run history, alerts log, scheduler lock
 SPARK_DRIVER_MEMORY = ("SPARK_DRIVER_MEMORY", "2g")
+# Cluster mode: `stack up` also starts a Spark standalone master and worker and a second Flink
+# taskmanager, and the layer jobs run on the Spark cluster instead of in-process (local[2]).
+CLUSTER = ("CLUSTER", "0")
+# Where Spark jobs run: empty means local[2], or spark://127.0.0.1:7077 in cluster mode; any
+# spark:// URL points the jobs at a real cluster (with its web UI at SPARK_MASTER_WEBUI_URL).
+SPARK_MASTER = ("SPARK_MASTER", "")
+CLUSTER_SPARK_MASTER = "spark://127.0.0.1:7077"  # the master cluster mode starts
+SPARK_MASTER_WEBUI_URL = ("SPARK_MASTER_WEBUI_URL", "http://127.0.0.1:8080")
+# The address executors reach the driver at (the notebook's process): its host name in a container.
+SPARK_DRIVER_HOST = ("SPARK_DRIVER_HOST", "127.0.0.1")
 SPARK_SHUFFLE_PARTITIONS = ("SPARK_SHUFFLE_PARTITIONS", "4")
 JAVA_HOME = ("JAVA_HOME", "")
 # Seconds the service waits for Kafka to acknowledge an event before it answers 503.
@@ -116,6 +126,26 @@ class Settings:
     s3_access_key_id: str = "workbook"
     s3_secret_access_key: str = "workbook-secret"
     s3_region: str = "us-east-1"
+    cluster: bool = False
+    spark_master: str = "local[2]"
+    spark_master_webui_url: str = "http://127.0.0.1:8080"
+    spark_driver_host: str = "127.0.0.1"
+
+    @property
+    def spark_master_address(self) -> HostPort:
+        """The standalone master's RPC address: SPARK_MASTER's when it is a spark:// URL, else where
+        cluster mode would start it (so `stack down` can still find a master left running)."""
+        url = self.spark_master if self.spark_master.startswith("spark://") else CLUSTER_SPARK_MASTER
+        return _url_address(url.replace("spark://", "http://", 1))
+
+    @property
+    def spark_webui_address(self) -> HostPort:
+        return _url_address(self.spark_master_webui_url)
+
+    @property
+    def taskmanagers(self) -> int:
+        """Flink taskmanagers the embedded stack starts: two in cluster mode, else one."""
+        return 2 if self.cluster else 1
 
     @property
     def s3_address(self) -> HostPort:
@@ -175,6 +205,14 @@ def settings() -> Settings:
     default_warehouse = f"s3://{bucket}/" if mode == "s3" else (stack_home / "warehouse").as_uri()
     warehouse = _env(ICEBERG_WAREHOUSE) or default_warehouse
     partitions = _positive(EVENTS_PARTITIONS)
+    cluster = _env(CLUSTER).lower()
+    if cluster not in ("0", "1", "false", "true", "no", "yes"):
+        raise ConfigError(
+            f"CLUSTER={cluster!r}: use 1 (Spark standalone and two Flink taskmanagers) or 0 (the default)")
+    clustered = cluster in ("1", "true", "yes")
+    master = _env(SPARK_MASTER) or (CLUSTER_SPARK_MASTER if clustered else "local[2]")
+    if not (master.startswith("local") or master.startswith("spark://")):
+        raise ConfigError(f"SPARK_MASTER={master!r}: use local[N] or spark://host:port (a standalone master)")
     shuffle = _positive(SPARK_SHUFFLE_PARTITIONS)
     return Settings(
         kafka_bootstrap_servers=_env(KAFKA_BOOTSTRAP_SERVERS),
@@ -201,4 +239,8 @@ def settings() -> Settings:
         s3_access_key_id=_env(S3_ACCESS_KEY_ID),
         s3_secret_access_key=_env(S3_SECRET_ACCESS_KEY),
         s3_region=_env(S3_REGION),
+        cluster=clustered,
+        spark_master=master,
+        spark_master_webui_url=_env(SPARK_MASTER_WEBUI_URL).rstrip("/"),
+        spark_driver_host=_env(SPARK_DRIVER_HOST),
     )

@@ -289,11 +289,13 @@ def flink_taskmanager_killed(spark: SparkSession, cfg: Settings, salt: int) -> D
     Bronze run covers the records meanwhile, and both Bronze tables end with the same event_ids."""
     drill = Drill(5, "Flink taskmanager killed", "the stream job's taskmanager SIGKILLed mid-stream")
     cfg = drill_cfg(cfg, 5, salt)
+    # One subtask per taskmanager: in cluster mode the job spans both, and the killed one holds half.
     job = StreamJob(name=f"drill-5-{salt:x}", topic=cfg.events_topic, group_id=cfg.events_topic,
-                    checkpoint_interval="2s")
+                    checkpoint_interval="2s", parallelism=cfg.taskmanagers)
     job_id = lifecycle.start(cfg, job)
     flink = FlinkRest(cfg)
     try:
+        spread = len(flink.job_taskmanagers(job_id))
         manifest = _traffic(cfg, 8000, seed=105, salt=salt)
         deadline = time.monotonic() + 120
         while lifecycle.read_table(cfg, STREAM_EVENTS, f"kafka_topic == '{cfg.events_topic}'",
@@ -307,8 +309,9 @@ def flink_taskmanager_killed(spark: SparkSession, cfg: Settings, salt: int) -> D
     finally:
         lifecycle.cancel(cfg, job_id)
     both = lifecycle.compare_with_bronze(cfg, spark)
-    drill.evidence = {"restored from a checkpoint": restored >= 1, **both}
-    drill.expected = {"restored from a checkpoint": True, "flink stream rows": manifest.distinct_events,
+    drill.evidence = {"taskmanagers running the job": spread, "restored from a checkpoint": restored >= 1, **both}
+    drill.expected = {"taskmanagers running the job": cfg.taskmanagers, "restored from a checkpoint": True,
+                      "flink stream rows": manifest.distinct_events,
                       "spark bronze rows": manifest.distinct_events, "only in the stream": 0, "only in bronze": 0,
                       "repeated in the stream": 0}
     drill.checks = _bronze_checks(spark, cfg)

@@ -36,6 +36,24 @@ def stack_table(cfg: Settings) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["service", "address", "healthy"]).set_index("service")
 
 
+def storage_table(cfg: Settings) -> pd.DataFrame:
+    """Where the warehouse lives and where the jobs run: what WAREHOUSE and CLUSTER chose. Local paths
+    are shown under STACK_HOME, so the table reads the same on every machine."""
+    if cfg.warehouse == "s3":
+        warehouse = f"{cfg.iceberg_warehouse} (S3 bucket {cfg.s3_bucket!r} on {cfg.s3_endpoint})"
+        io = "S3FileIO, path-style requests"
+    else:
+        where = cfg.iceberg_warehouse.removeprefix("file://")
+        home = str(cfg.stack_home)
+        warehouse = f"local files: {where.replace(home, 'STACK_HOME', 1) if where.startswith(home) else where}"
+        io = "Iceberg's default for the file system"
+    spark = (f"the standalone cluster at {cfg.spark_master}" if cfg.spark_master.startswith("spark://")
+             else f"{cfg.spark_master}, inside the notebook's process")
+    rows = [("warehouse", warehouse), ("Iceberg file IO", io), ("Spark jobs run on", spark),
+            ("Flink taskmanagers", f"{cfg.taskmanagers} (FLINK_REST_URL {cfg.flink_rest_url})")]
+    return pd.DataFrame(rows, columns=["setting", "in use"]).set_index("setting")
+
+
 def contract_table(cfg: Settings) -> pd.DataFrame:
     """The service's routes as its own OpenAPI document states them: what to call, and what it may answer."""
     with ServiceClient(cfg) as client:

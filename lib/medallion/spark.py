@@ -1,7 +1,8 @@
-"""The SparkSession every batch job uses: local, small, and wired to the Iceberg REST catalog.
+"""The SparkSession every batch job uses: small, and wired to the Iceberg REST catalog.
 
-Sized for a 2-core laptop: `local[2]`, a handful of shuffle partitions instead of 200, a 2 GiB
-driver. The catalog is named `lake` and is the default, so SQL can say `bronze.conversion_events`.
+Sized for a 2-core laptop: `local[2]` by default, or the standalone cluster at SPARK_MASTER (cluster
+mode) with one 1 GiB executor; a handful of shuffle partitions instead of 200, a 2 GiB driver.
+The catalog is named `lake` and is the default, so SQL can say `bronze.conversion_events`.
 Spark's own log goes to STACK_HOME/logs/spark-driver.log, not into notebook cells.
 """
 
@@ -41,15 +42,20 @@ def spark_conf(cfg: Settings) -> dict[str, str]:
     log_conf = cfg.stack_home / "spark-log4j2.properties"
     log_conf.write_text(_LOG4J2.format(path=log_dir / "spark-driver.log"))
     prefix = f"spark.sql.catalog.{cfg.catalog_name}"
+    # On a cluster the executors get the same jars (the driver serves spark.jars to them).
+    executors = {} if cfg.spark_master.startswith("local") else {
+        "spark.executor.memory": "1g", "spark.executor.cores": "2", "spark.cores.max": "2",
+    }
     return {
-        "spark.master": "local[2]",
+        "spark.master": cfg.spark_master,
+        **executors,
         # Python workers (UDFs) run on this interpreter, the one with pandas and lib on its path.
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
         "spark.jars": ",".join(str(j) for j in jars),
         "spark.driver.memory": cfg.spark_driver_memory,
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": cfg.spark_driver_host,
+        "spark.driver.bindAddress": cfg.spark_driver_host,
         "spark.driver.extraJavaOptions": " ".join([f"-Dlog4j2.configurationFile={log_conf}", *S3_CHECKSUM_FLAGS]),
         "spark.executor.extraJavaOptions": " ".join(S3_CHECKSUM_FLAGS),
         "spark.ui.enabled": "false",

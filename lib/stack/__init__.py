@@ -6,6 +6,7 @@ from lib.stack.supervisor import (
     down,
     format_status,
     kill,
+    memory_bytes,
     require_up,
     running,
     select,
@@ -14,5 +15,5 @@ from lib.stack.supervisor import (
     up,
 )
 
-__all__ = ["ServiceStatus", "down", "format_status", "kill", "require_up", "running", "select", "services",
-           "status", "up"]
+__all__ = ["ServiceStatus", "down", "format_status", "kill", "memory_bytes", "require_up", "running", "select",
+           "services", "status", "up"]

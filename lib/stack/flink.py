@@ -1,4 +1,5 @@
-"""The Flink session cluster: a jobmanager and a taskmanager, their config, lib folder and environment.
+"""The Flink session cluster: a jobmanager and one taskmanager (two in cluster mode), their config,
+lib folder and environment.
 
 The cluster runs from the apache-flink package installed in .venv-flink: its own jobmanager.sh and
 taskmanager.sh, started in the foreground so our supervisor owns the java pids. Nothing is
@@ -30,7 +31,8 @@ _JAVA_OPTS = " ".join(
     )]
 )
 
-TASK_SLOTS = 4
+TASK_SLOTS = 4  # one taskmanager; in cluster mode each of the two has CLUSTER_TASK_SLOTS
+CLUSTER_TASK_SLOTS = 2
 
 
 def flink_home(cfg: Settings) -> Path:
@@ -108,9 +110,11 @@ def flink_config(cfg: Settings) -> dict:
         "taskmanager": {
             "bind-host": addr.host,
             "host": addr.host,
-            "numberOfTaskSlots": TASK_SLOTS,
+            "numberOfTaskSlots": CLUSTER_TASK_SLOTS if cfg.cluster else TASK_SLOTS,
+            # A job's slots spread evenly over the taskmanagers instead of filling the first one.
+            "load-balance": {"mode": "slots" if cfg.cluster else "none"},
             "memory": {
-                "process": {"size": "1280m"},
+                "process": {"size": "1024m" if cfg.cluster else "1280m"},
                 "managed": {"size": "256m"},
                 "jvm-metaspace": {"size": "192m"},
                 "jvm-overhead": {"min": "128m"},
@@ -174,14 +178,19 @@ def _link_jars(cfg: Settings, pyflink: Path, lib: Path) -> None:
 
 
 class FlinkProcess(Service):
-    """A jobmanager or taskmanager of the Flink session cluster, from pyflink's own scripts."""
+    """A jobmanager or taskmanager of the Flink session cluster, from pyflink's own scripts.
 
-    def __init__(self, cfg: Settings, role: str) -> None:
+    Taskmanagers are numbered from 1: the first is `flink-taskmanager`, further ones (cluster mode)
+    `flink-taskmanager-2` and so on, so whatever names the first works in every mode.
+    """
+
+    def __init__(self, cfg: Settings, role: str, number: int = 1) -> None:
         addr = cfg.flink_address
         self.role = role
         extra = (cfg.flink_rpc_port, cfg.flink_blob_port) if role == "jobmanager" else ()
         moved_by = "FLINK_REST_URL (and FLINK_RPC_PORT, FLINK_BLOB_PORT)" if extra else "FLINK_REST_URL"
-        super().__init__(f"flink-{role}", addr.host, addr.port, moved_by, extra)
+        name = f"flink-{role}" if number == 1 else f"flink-{role}-{number}"
+        super().__init__(name, addr.host, addr.port, moved_by, extra)
         self.resource_id: str | None = None  # a taskmanager's, once `command` has named it
 
     def ports(self) -> tuple[int, ...]:

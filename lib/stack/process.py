@@ -107,6 +107,16 @@ class ManagedProcess:
         self._popen = proc
         return proc.pid
 
+    def memory_bytes(self) -> int:
+        """Resident memory of the process and every child it started (a taskmanager's Python
+        workers, a Spark worker's executors); 0 when it does not run."""
+        pid = self.pid()
+        total = 0
+        for proc in _family(pid) if pid is not None else []:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += proc.memory_info().rss
+        return total
+
     def exit_code(self) -> int | None:
         """The exit code if the process we started has already ended, else None."""
         popen = getattr(self, "_popen", None)

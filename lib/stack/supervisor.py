@@ -27,26 +27,35 @@ from lib.stack.kafka import KafkaBroker
 from lib.stack.process import ManagedProcess, log_tail, port_is_free, port_owner
 from lib.stack.roman import RomanService
 from lib.stack.s3 import S3Server
+from lib.stack.spark import SparkMaster, SparkWorker
 
 HEALTH_TIMEOUT_S = 120.0
 
 
-def services(cfg: Settings) -> list[Service]:
-    """The stack in start order; the S3 server only in S3 mode (WAREHOUSE=s3), before the catalog."""
-    storage: list[Service] = [S3Server(cfg)] if cfg.warehouse == "s3" else []
+def services(cfg: Settings, every_mode: bool = False) -> list[Service]:
+    """The stack in start order: the S3 server only in S3 mode (WAREHOUSE=s3), before the catalog;
+    in cluster mode (CLUSTER=1) a second Flink taskmanager and a Spark standalone master and worker.
+
+    `every_mode`: the services of every mode, so `down` also stops what an `up` in another mode
+    started under the same STACK_HOME (an S3 server left from `WAREHOUSE=s3 make up`, say).
+    """
+    storage: list[Service] = [S3Server(cfg)] if cfg.warehouse == "s3" or every_mode else []
+    clustered = cfg.cluster or every_mode
+    spark: list[Service] = [SparkMaster(cfg), SparkWorker(cfg)] if clustered else []
     return [
         KafkaBroker(cfg),
         RomanService(cfg),
         *storage,
         CatalogServer(cfg),
         FlinkProcess(cfg, "jobmanager"),
-        FlinkProcess(cfg, "taskmanager"),
+        *[FlinkProcess(cfg, "taskmanager", n) for n in range(1, (2 if clustered else 1) + 1)],
+        *spark,
     ]
 
 
-def select(names: Iterable[str] | None, cfg: Settings) -> list[Service]:
+def select(names: Iterable[str] | None, cfg: Settings, every_mode: bool = False) -> list[Service]:
     """The named services (all when None), or a StackError listing the valid names."""
-    every = services(cfg)
+    every = services(cfg, every_mode)
     if names is None:
         return every
     wanted = list(names)
@@ -143,10 +152,12 @@ def down(cfg: Settings, names: Iterable[str] | None = None) -> dict[str, str]:
     """Stop the services (all by default, in reverse order) and check their ports are free."""
     report: dict[str, str] = {}
     stopped: list[Service] = []
-    for service in reversed(select(names, cfg)):
+    for service in reversed(select(names, cfg, every_mode=True)):
         if service.process(cfg).stop():
             stopped.append(service)
-        report[service.name] = "stopped" if service in stopped else "not running"
+            report[service.name] = "stopped"
+        elif service.name in {s.name for s in services(cfg)}:
+            report[service.name] = "not running"
     deadline = time.monotonic() + 15
     for service in stopped:
         for port in service.ports():
@@ -166,19 +177,27 @@ class ServiceStatus:
     pid: int | None
     address: str
     healthy: bool
+    memory_bytes: int = 0  # resident, with the children it started; 0 when another stack runs it
 
 
 def status(cfg: Settings, names: Iterable[str] | None = None) -> list[ServiceStatus]:
-    """One row per service: its pid (if we started it), address and whether it answers now."""
-    return [
-        ServiceStatus(s.name, s.process(cfg).pid(), s.address(), s.healthy(cfg))
-        for s in select(names, cfg)
-    ]
+    """One row per service: its pid (if we started it), address, whether it answers now, and its
+    resident memory."""
+    rows = []
+    for s in select(names, cfg):
+        proc = s.process(cfg)
+        rows.append(ServiceStatus(s.name, proc.pid(), s.address(), s.healthy(cfg), proc.memory_bytes()))
+    return rows
+
+
+def memory_bytes(cfg: Settings) -> dict[str, int]:
+    """Resident memory per service this stack runs (children included), for the cluster mode's budget."""
+    return {s.name: s.process(cfg).memory_bytes() for s in services(cfg) if s.process(cfg).pid() is not None}
 
 
 def running(cfg: Settings) -> set[str]:
-    """The services whose process this stack started and that still run."""
-    return {s.name for s in services(cfg) if s.process(cfg).pid() is not None}
+    """The services whose process this stack started and that still run (in any mode)."""
+    return {s.name for s in services(cfg, every_mode=True) if s.process(cfg).pid() is not None}
 
 
 def require_up(cfg: Settings, names: Iterable[str] | None = None) -> None:
@@ -197,8 +216,12 @@ def require_up(cfg: Settings, names: Iterable[str] | None = None) -> None:
 
 
 def format_status(rows: list[ServiceStatus]) -> str:
-    table = [(r.service, r.pid or "-", r.address, "yes" if r.healthy else "no") for r in rows]
-    return tabulate(table, headers=["service", "pid", "address", "healthy"])
+    """The status table, with a total of the memory the stack's processes hold."""
+    table = [(r.service, r.pid or "-", r.address, "yes" if r.healthy else "no",
+              f"{r.memory_bytes / 2**20:,.0f}" if r.pid else "-") for r in rows]
+    table.append(("total", "", "", "", f"{sum(r.memory_bytes for r in rows) / 2**20:,.0f}"))
+    return tabulate(table, headers=["service", "pid", "address", "healthy", "memory MiB"],
+                    colalign=("left", "right", "left", "left", "right"))
 
 
 def kill(cfg: Settings, name: str) -> int:

@@ -8,6 +8,7 @@ FLINK_REST_URL, so the same calls work against the embedded stack, docker-compos
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from typing import Any
@@ -17,6 +18,7 @@ from lib.errors import FlinkJobError
 
 #: Job states in which a job still runs, or will again.
 ACTIVE_STATES = ("RUNNING", "RESTARTING", "CREATED", "INITIALIZING")
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?")
 
 
 class FlinkRest:
@@ -166,7 +168,7 @@ class FlinkRest:
     def why(self, job_id: str, last: int = 3) -> str:
         """The latest failures and the taskmanagers' slots, for an error message that explains a stuck job."""
         failures = self.exceptions(job_id)[:last] or ["none recorded"]
-        managers = self._call("/taskmanagers").get("taskmanagers", [])
+        managers = self.taskmanagers()
         slots = ", ".join(f"{m['id']} ({m.get('freeSlots', '?')} of {m.get('slotsNumber', '?')} slots free)"
                           for m in managers) or "none registered"
         return f"Latest failures: {' | '.join(failures)}. Taskmanagers: {slots}."
@@ -174,12 +176,30 @@ class FlinkRest:
     def console_lines(self, tag: str, last: int | None = 10) -> list[str]:
         """Lines a print sink with this identifier wrote to the taskmanagers' stdout, oldest first.
 
-        `last`: how many of the newest (None: all). Read through the REST API's stdout endpoint,
-        never from the taskmanager's files, so it works wherever the cluster runs.
+        `last`: how many of the newest (None: all). Read through the REST API's stdout endpoint of
+        every registered taskmanager, never from their files, so it works wherever the cluster runs
+        and however many taskmanagers it has. A sink running in parallel prefixes its lines
+        `tag:<subtask>> `, one running alone `tag> `; lines from several taskmanagers are merged
+        by the first timestamp each line holds (its event time).
         """
-        prefix = f"{tag}> "
+        pattern = re.compile(rf"^{re.escape(tag)}(:\d+)?> ")
         found: list[str] = []
-        for manager in self._call("/taskmanagers").get("taskmanagers", []):
+        managers = self.taskmanagers()
+        for manager in managers:
             text = self._text(f"/taskmanagers/{manager['id']}/stdout")
-            found += [line for line in text.splitlines() if line.startswith(prefix)]
+            found += [line for line in text.splitlines() if pattern.match(line)]
+        if len(managers) > 1:
+            found.sort(key=lambda line: (m.group(0) if (m := _TIMESTAMP.search(line)) else ""))
         return found[-last:] if last else found
+
+    def taskmanagers(self) -> list[dict]:
+        """The registered taskmanagers: id, slots (total and free), hardware."""
+        return self._call("/taskmanagers").get("taskmanagers", [])
+
+    def job_taskmanagers(self, job_id: str) -> set[str]:
+        """The ids of the taskmanagers that run at least one of the job's subtasks."""
+        ids: set[str] = set()
+        for vertex in self.job(job_id).get("vertices", []):
+            found = self._call(f"/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers").get("taskmanagers", [])
+            ids |= {t["taskmanager-id"] for t in found if t.get("taskmanager-id")}
+        return ids

@@ -69,11 +69,19 @@ def test_the_project_containers_reach_services_the_file_defines() -> None:
         "FLINK_REST_URL": urlparse(env["FLINK_REST_URL"]).netloc,
         "S3_ENDPOINT": urlparse(env["S3_ENDPOINT"]).netloc,
         "SPARK_MASTER": urlparse(env["SPARK_MASTER"]).netloc,
+        "SPARK_MASTER_WEBUI_URL": urlparse(env["SPARK_MASTER_WEBUI_URL"]).netloc,
     }
     for variable, address in addresses.items():
         host, _, port = address.partition(":")
         assert host in SERVICES, f"{variable} names {host}, which is not a service"
         assert int(port) in _container_port(host), f"{variable}: {host} does not listen on {port}"
+
+
+def test_the_containers_run_in_the_s3_and_cluster_modes() -> None:
+    env = COMPOSE["x-workbook-env"]
+    assert (env["WAREHOUSE"], env["CLUSTER"]) == ("s3", "1")
+    assert SERVICES["flink-taskmanager"]["deploy"]["replicas"] == 2
+    assert "taskmanager.load-balance.mode: slots" in COMPOSE["x-flink"]["environment"]["FLINK_PROPERTIES"]
 
 
 def test_the_published_ports_are_the_embedded_stacks_defaults() -> None:
@@ -83,6 +91,8 @@ def test_the_published_ports_are_the_embedded_stacks_defaults() -> None:
         "iceberg-rest": urlparse(config.ICEBERG_REST_URI[1]).port,
         "roman-service": urlparse(config.ROMAN_SERVICE_URL[1]).port,
         "flink-jobmanager": urlparse(config.FLINK_REST_URL[1]).port,
+        "s3": urlparse(config.S3_ENDPOINT[1]).port,
+        "spark-master": urlparse(config.SPARK_MASTER_WEBUI_URL[1]).port,
     }
     for service, port in defaults.items():
         published = {p.split(":")[1] for p in SERVICES[service]["ports"]}

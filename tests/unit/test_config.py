@@ -7,7 +7,7 @@ from lib.config import ROOT, settings
 
 def test_defaults_point_at_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("KAFKA_BOOTSTRAP_SERVERS", "ICEBERG_REST_URI", "ROMAN_SERVICE_URL", "FLINK_REST_URL",
-                 "EVENTS_TOPIC", "STACK_HOME", "ICEBERG_WAREHOUSE"):
+                 "EVENTS_TOPIC", "STACK_HOME", "ICEBERG_WAREHOUSE", "WAREHOUSE", "CLUSTER", "SPARK_MASTER"):
         monkeypatch.delenv(name, raising=False)
     cfg = settings()
     assert cfg.kafka_bootstrap_servers == "127.0.0.1:9092"
@@ -18,6 +18,8 @@ def test_defaults_point_at_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -
     assert cfg.flink_rest_url == "http://127.0.0.1:8081"
     assert cfg.stack_home == ROOT / ".stack"
     assert cfg.iceberg_warehouse == (ROOT / ".stack" / "warehouse").as_uri()
+    assert (cfg.warehouse, cfg.file_io_properties) == ("file", {})
+    assert (cfg.cluster, cfg.spark_master, cfg.taskmanagers) == (False, "local[2]", 1)
 
 
 def test_environment_overrides_every_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,3 +59,35 @@ def test_bad_addresses_say_what_shape_is_expected(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "nohostport")
     with pytest.raises(ValueError, match="host:port"):
         _ = settings().kafka_address
+
+
+def test_s3_mode_puts_the_warehouse_in_the_bucket_through_s3fileio(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ICEBERG_WAREHOUSE", raising=False)
+    monkeypatch.setenv("WAREHOUSE", "S3")
+    monkeypatch.setenv("S3_BUCKET", "lakehouse")
+    cfg = settings()
+    assert cfg.iceberg_warehouse == "s3://lakehouse/"
+    io = cfg.file_io_properties
+    assert io["io-impl"] == "org.apache.iceberg.aws.s3.S3FileIO"
+    assert io["s3.endpoint"] == "http://127.0.0.1:9000" and io["s3.path-style-access"] == "true"
+    assert str(cfg.s3_address) == "127.0.0.1:9000"
+
+
+def test_cluster_mode_points_spark_at_the_standalone_master(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPARK_MASTER", raising=False)
+    monkeypatch.setenv("CLUSTER", "1")
+    cfg = settings()
+    assert (cfg.cluster, cfg.spark_master, cfg.taskmanagers) == (True, "spark://127.0.0.1:7077", 2)
+    assert str(cfg.spark_master_address) == "127.0.0.1:7077"
+    monkeypatch.setenv("SPARK_MASTER", "spark://spark-master:7077")
+    assert str(settings().spark_master_address) == "spark-master:7077"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [("WAREHOUSE", "hdfs", "use file"), ("CLUSTER", "maybe", "use 1"), ("SPARK_MASTER", "yarn", "spark://host:port")],
+)
+def test_bad_modes_say_what_is_accepted(monkeypatch: pytest.MonkeyPatch, name: str, value: str, needle: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=needle):
+        settings()

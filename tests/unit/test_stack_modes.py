@@ -1,0 +1,53 @@
+"""Which services each mode of the embedded stack starts, and how it configures Flink and Spark."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from lib.config import Settings, settings
+from lib.medallion.spark import spark_conf
+from lib.stack import services
+from lib.stack.flink import flink_config
+
+BASE = ["kafka", "roman-service", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name in ("WAREHOUSE", "CLUSTER", "SPARK_MASTER", "ICEBERG_WAREHOUSE"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "jars" / "spark").mkdir(parents=True)
+    (tmp_path / "jars" / "spark" / "iceberg.jar").touch()
+    return replace(settings(), stack_home=tmp_path / "stack", jars_dir=tmp_path / "jars")
+
+
+def names(cfg: Settings, every_mode: bool = False) -> list[str]:
+    return [s.name for s in services(cfg, every_mode)]
+
+
+def test_the_default_stack_has_no_s3_server_and_no_spark_cluster(cfg: Settings) -> None:
+    assert names(cfg) == BASE
+    assert spark_conf(cfg)["spark.master"] == "local[2]"
+    assert "spark.executor.memory" not in spark_conf(cfg)
+
+
+def test_s3_mode_starts_the_s3_server_before_the_catalog(cfg: Settings) -> None:
+    found = names(replace(cfg, warehouse="s3"))
+    assert found.index("s3") == found.index("iceberg-rest") - 1
+
+
+def test_cluster_mode_adds_a_taskmanager_and_a_spark_master_and_worker(cfg: Settings) -> None:
+    clustered = replace(cfg, cluster=True, spark_master="spark://127.0.0.1:7077")
+    assert names(clustered) == [*BASE, "flink-taskmanager-2", "spark-master", "spark-worker"]
+    manager = flink_config(clustered)["taskmanager"]
+    assert manager["numberOfTaskSlots"] == 2 and manager["load-balance"]["mode"] == "slots"
+    conf = spark_conf(clustered)
+    assert conf["spark.master"] == "spark://127.0.0.1:7077" and conf["spark.executor.memory"] == "1g"
+
+
+def test_down_knows_the_services_of_every_mode(cfg: Settings) -> None:
+    # A stack started with CLUSTER=1 WAREHOUSE=s3 is stopped by a plain `stack down` too.
+    assert set(names(replace(cfg, warehouse="s3", cluster=True))) == set(names(cfg, every_mode=True))
