@@ -62,10 +62,11 @@ def iceberg_roundtrip(cfg: Settings) -> Check:
 
 
 def flink_cluster(cfg: Settings) -> Check:
-    """The session cluster's REST API answers and a taskmanager offers slots."""
+    """The session cluster's REST API answers and as many taskmanagers as the mode starts offer slots."""
     overview = FlinkRest(cfg).overview()
-    ok = overview.get("taskmanagers", 0) >= 1 and overview.get("slots-total", 0) >= 1
-    detail = f"{overview.get('taskmanagers')} taskmanager, {overview.get('slots-total')} slots"
+    managers = overview.get("taskmanagers", 0)
+    ok = managers >= cfg.taskmanagers and overview.get("slots-total", 0) >= 1
+    detail = f"{managers} taskmanager{'s' if managers != 1 else ''}, {overview.get('slots-total')} slots"
     return Check("flink cluster", ok, detail)
 
 

@@ -8,6 +8,7 @@ STACK_HOME of its own, after the default session has stopped its stack (the port
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from lib.medallion.spark import spark_session
 from lib.medallion.tables import BRONZE_DEAD_LETTER, BRONZE_EVENTS, GOLD_DAILY, SILVER_EVENTS, SILVER_REJECTED
 from lib.stack.s3 import s3_filesystem
 from lib.stack.spark import master_state
+from lib.stream.job import CONSOLE_TAG
 from lib.stream.rest import FlinkRest
 from lib.traffic.produce import produce
 
@@ -96,6 +98,9 @@ def test_the_stream_spreads_over_two_taskmanagers_and_one_killed_loses_and_doubl
     drill = flink_taskmanager_killed(spark, cluster, new_salt())
     assert drill.evidence["taskmanagers running the job"] == 2
     assert drill.recovered, drill.table().to_string()
+    # The console sink ran as two subtasks (`roman-stream:1> `, `:2> `); the helper reads every taskmanager.
+    lines = flink.console_lines(CONSOLE_TAG, last=None)
+    assert lines and all(re.match(rf"{CONSOLE_TAG}:[12]> ", line) for line in lines), lines[:3]
 
 
 def test_the_stack_stays_within_its_memory_budget(cluster: Settings) -> None:
