@@ -55,15 +55,30 @@ def columns(table: str) -> list[str]:
     return [part.split()[0] for part in DDL[table].split(",")]
 
 
+def _create(spark: SparkSession, statement: str) -> None:
+    """Run a CREATE … IF NOT EXISTS; another run that created the same object a moment earlier is fine.
+
+    IF NOT EXISTS checks, then creates: two runs on a fresh catalog can both pass the check, and the
+    catalog refuses the second create (409). The object exists either way, which is all we wanted.
+    """
+    try:
+        spark.sql(statement)
+    except Exception as exc:  # AnalysisException, or Py4JJavaError for Iceberg's AlreadyExistsException
+        if "already exists" not in str(exc).lower():
+            raise
+
+
 def create_tables(spark: SparkSession) -> None:
-    """Create every namespace and table that does not exist yet (format v2, the merge modes above)."""
+    """Create every namespace and table that does not exist yet (format v2, the merge modes above);
+    safe when several runs do it at once on a fresh catalog."""
     for namespace in ("bronze", "silver", "gold"):
-        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {namespace}")
+        _create(spark, f"CREATE NAMESPACE IF NOT EXISTS {namespace}")
     for table, columns in DDL.items():
-        spark.sql(
+        _create(
+            spark,
             f"CREATE TABLE IF NOT EXISTS {table} ({columns}) USING iceberg {PARTITIONING.get(table, '')} "
             "TBLPROPERTIES ('format-version' = '2', 'write.distribution-mode' = 'none', "
-            f"'write.merge.mode' = '{MERGE_MODE[table]}', 'write.merge.isolation-level' = 'serializable')"
+            f"'write.merge.mode' = '{MERGE_MODE[table]}', 'write.merge.isolation-level' = 'serializable')",
         )
         # A table made before the merge modes were set keeps working, but would rewrite whole files on a re-run.
         mode = spark.sql(f"SHOW TBLPROPERTIES {table} ('write.merge.mode')").first()
