@@ -191,6 +191,7 @@ class FlinkProcess(Service):
         moved_by = "FLINK_REST_URL (and FLINK_RPC_PORT, FLINK_BLOB_PORT)" if extra else "FLINK_REST_URL"
         name = f"flink-{role}" if number == 1 else f"flink-{role}-{number}"
         super().__init__(name, addr.host, addr.port, moved_by, extra)
+        self.number = number
         self.resource_id: str | None = None  # a taskmanager's, once `command` has named it
 
     def ports(self) -> tuple[int, ...]:
@@ -209,7 +210,12 @@ class FlinkProcess(Service):
         write_flink_conf(cfg)
 
     def environment(self, cfg: Settings) -> dict[str, str]:
-        return flink_environment(cfg)
+        env = flink_environment(cfg)
+        if self.number > 1:
+            # Log, .out and pid files of its own: with the same names, a restarted taskmanager would
+            # rotate away the stdout file another one still writes (and the REST API serves).
+            env["FLINK_IDENT_STRING"] = f"workbook-tm{self.number}"
+        return env
 
     def healthy(self, cfg: Settings) -> bool:
         """The jobmanager answers; a taskmanager this object started has registered (any registered
