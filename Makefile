@@ -5,6 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 FLINK_VENV := .venv-flink
+AIRFLOW_VENV := .venv-airflow
 VPY := $(VENV)/bin/python
 SITE := lib/python3.11/site-packages
 MVN := mvn -q -B -s jars/settings.xml -f jars/pom.xml
@@ -17,19 +18,28 @@ BOMBARDIER_VERSION := v1.2.6
 NBVAL := --nbval --nbval-kernel-name roman-workbook --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
 	--nbval-cell-timeout 600
 
-.PHONY: help setup run test test-unit test-integration test-notebooks test-cluster up down status lab bench lint lock jars \
+.PHONY: help setup run test test-unit test-integration test-notebooks test-cluster up down status lab bench lint lock jars airflow \
 	clean clean-stack
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-17s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed $(FLINK_VENV)/.installed $(JARS_STAMP) $(KERNEL) ## Install what is missing: virtualenvs, jars, Jupyter kernel
+setup: $(VENV)/.installed $(FLINK_VENV)/.installed $(AIRFLOW_VENV)/.installed $(JARS_STAMP) $(KERNEL) ## Install what is missing: virtualenvs, jars, Jupyter kernel
 
 $(VENV)/.installed: requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: the workbook needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt
 	echo "$(CURDIR)" > $(VENV)/$(SITE)/roman_workbook.pth
+	touch $@
+
+# Airflow 3.3.2 and its 129 dependencies, from the committed lock (its constraints files cannot be fetched).
+airflow: $(AIRFLOW_VENV)/.installed ## Airflow in .venv-airflow, for the DAGs in dags/ (`python -m lib airflow ...`)
+
+$(AIRFLOW_VENV)/.installed: requirements-airflow.txt
+	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-airflow.txt
+	echo "$(CURDIR)" > $(AIRFLOW_VENV)/$(SITE)/roman_workbook.pth
 	touch $@
 
 $(FLINK_VENV)/.installed: requirements-flink.txt
@@ -63,7 +73,7 @@ CLUSTER_ENV := WAREHOUSE=s3 CLUSTER=1 STACK_HOME=$(CURDIR)/.stack-cluster
 test-cluster: setup ## The medallion with the warehouse on S3 and Spark standalone; the stream on two taskmanagers
 	$(CLUSTER_ENV) $(VPY) -m pytest tests/cluster --durations=5
 
-test-unit: $(VENV)/.installed ## Unit tests: no service started, no port of the stack needed
+test-unit: $(VENV)/.installed $(AIRFLOW_VENV)/.installed ## Unit tests: no service started, no port of the stack needed
 	$(VPY) -m pytest tests/unit
 
 test-integration: setup ## Integration tests against the embedded stack (started and stopped by the session)
@@ -95,8 +105,8 @@ $(BOMBARDIER):
 	@command -v go >/dev/null || { echo "go not found: the service benchmark builds bombardier with Go 1.21+"; exit 1; }
 	GOBIN=$(CURDIR)/build/bin go install github.com/codesenberg/bombardier@$(BOMBARDIER_VERSION)
 
-lint: $(VENV)/.installed ## ruff over lib/, tests/, bench/ and the notebooks; docker-compose.yml against the compose spec
-	$(VENV)/bin/ruff check $(wildcard lib tests bench notebooks) conftest.py
+lint: $(VENV)/.installed ## ruff over lib/, dags/, tests/, bench/ and the notebooks; docker-compose.yml against the compose spec
+	$(VENV)/bin/ruff check $(wildcard lib dags tests bench notebooks) conftest.py
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 lock: ## Re-resolve requirements.txt from the pins in pyproject.toml
@@ -110,4 +120,4 @@ clean-stack: down ## Forget the stack's data (Kafka log, catalog, warehouse, che
 	rm -rf .stack .stack-cluster
 
 clean: clean-stack ## Remove virtualenvs, jars and runs too
-	rm -rf $(VENV) $(FLINK_VENV) build runs
+	rm -rf $(VENV) $(FLINK_VENV) $(AIRFLOW_VENV) build runs

@@ -11,9 +11,10 @@ from tabulate import tabulate
 from lib import stack
 from lib.config import Settings, settings
 from lib.errors import ConfigError, ParameterError, WorkbookError
+from lib.jobs.airflow import airflow
 from lib.jobs.history import RunHistory
 from lib.jobs.kernel import install
-from lib.jobs.registry import JOBS, job, parse_time
+from lib.jobs.registry import JOBS, Interval, job, parse_time
 from lib.jobs.runner import run_job
 from lib.jobs.scheduler import Retry, schedule
 from lib.stream import lifecycle
@@ -36,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--end", help="interval end (exclusive), ISO-8601")
     run_cmd.add_argument("--backfill", action="store_true", help="bronze: re-read history for [start, end)")
     run_cmd.add_argument("--max-records", type=_positive_int, help="bronze: read at most N records this run")
+    run_cmd.add_argument("--attempt", type=_positive_int, default=1,
+                         help="which try this is, for the run history (an orchestrator's retries pass 2, 3, ...)")
 
     sched = sub.add_parser("schedule", help="run every job due in a range, in order, with retries and alerts")
     sched.add_argument("--from", dest="start", required=True, help="range start, ISO-8601 (UTC when no offset)")
@@ -45,9 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     sched.add_argument("--retry-delay", type=float, default=30.0, help="seconds before the first retry, doubling")
     sched.add_argument("--poll", type=float, default=60.0, help="--watch: seconds between passes")
 
+    airflow_cmd = sub.add_parser("airflow", help="Airflow's command line on dags/ (install: make airflow)")
+    airflow_cmd.add_argument("args", nargs=argparse.REMAINDER, help="for example: dags test bronze 2026-11-29T10:15")
+
     runs_cmd = sub.add_parser("runs", help="the scheduler's run history")
     runs_cmd.add_argument("--job", help=f"only this job: one of {', '.join(JOBS)}")
     runs_cmd.add_argument("--last", type=_positive_int, help="only the last N attempts")
+    runs_cmd.add_argument("--covered", nargs=2, metavar=("START", "END"),
+                          help="with --job: exit 0 when the job's succeeded runs cover [START, END), else 1 "
+                               "(what a downstream job waits for)")
 
     produce_cmd = sub.add_parser("produce", help="send reproducible traffic to the events topic, print its manifest")
     produce_cmd.add_argument("--events", type=_positive_int, required=True, help="number of requests (> 0)")
@@ -99,7 +108,7 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
         print(f"kernel spec written to {install()}")
         return 0
     if args.command == "run":
-        return run_job(cfg, args.job, args.start, args.end, args.backfill, args.max_records)
+        return run_job(cfg, args.job, args.start, args.end, args.backfill, args.max_records, args.attempt)
     if args.command == "schedule":
         start = parse_time(args.start, "--from")
         end = parse_time(args.end, "--to") if args.end else None
@@ -108,9 +117,19 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
         if args.watch and end is not None:
             raise ParameterError("--watch runs up to the real clock: give --from alone")
         return schedule(cfg, start, end, args.watch, Retry(args.attempts, args.retry_delay), args.poll)
+    if args.command == "airflow":
+        return airflow(cfg, args.args).returncode
     if args.command == "runs":
         if args.job:
             job(args.job)
+        if args.covered:
+            if not args.job:
+                raise ParameterError("--covered needs --job: whose runs should cover the interval?")
+            interval = Interval(parse_time(args.covered[0], "START"), parse_time(args.covered[1], "END"))
+            covered = RunHistory(cfg).covered(args.job, interval)
+            print(f"{args.job} {'covers' if covered else 'does not cover yet'} "
+                  f"[{interval.start.isoformat()}, {interval.end.isoformat()})")
+            return 0 if covered else 1
         table = RunHistory(cfg).frame(args.job, args.last)
         shown = table.drop(columns=["id"]).fillna("")
         shown["error"] = shown["error"].astype(str).str.slice(0, 60)

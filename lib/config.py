@@ -41,6 +41,7 @@ FLINK_BLOB_PORT = ("FLINK_BLOB_PORT", "6124")  # the jobmanager's blob server (j
 STACK_HOME = ("STACK_HOME", str(ROOT / ".stack"))
 JARS_DIR = ("JARS_DIR", str(ROOT / "build" / "jars"))
 FLINK_VENV = ("FLINK_VENV", str(ROOT / ".venv-flink"))
+AIRFLOW_VENV = ("AIRFLOW_VENV", str(ROOT / ".venv-airflow"))  # Airflow 3.3.2 (`make airflow`), for dags/
 ALERT_WEBHOOK_URL = ("ALERT_WEBHOOK_URL", "")  # empty: alerts go to stderr and runs/alerts.log only
 RUNS_DIR = ("RUNS_DIR", str(ROOT / "runs"))  # executed notebooks, run history, alerts log, scheduler lock
 SPARK_DRIVER_MEMORY = ("SPARK_DRIVER_MEMORY", "2g")
@@ -130,6 +131,7 @@ class Settings:
     spark_master: str = "local[2]"
     spark_master_webui_url: str = "http://127.0.0.1:8080"
     spark_driver_host: str = "127.0.0.1"
+    airflow_venv: Path = ROOT / ".venv-airflow"
 
     @property
     def spark_master_address(self) -> HostPort:
@@ -243,4 +245,5 @@ def settings() -> Settings:
         spark_master=master,
         spark_master_webui_url=_env(SPARK_MASTER_WEBUI_URL).rstrip("/"),
         spark_driver_host=_env(SPARK_DRIVER_HOST),
+        airflow_venv=Path(_env(AIRFLOW_VENV)).resolve(),
     )

@@ -55,6 +55,19 @@ class Job:
     depends_on: str | None = None
     what: str = ""
 
+    @property
+    def cron(self) -> str:
+        """The cadence as a cron expression (UTC), for orchestrators that schedule by cron (Airflow)."""
+        minutes = int(self.every.total_seconds() // 60)
+        if minutes < 60 and 60 % minutes == 0:
+            return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+        if minutes % 60 == 0 and minutes < 24 * 60 and (24 * 60) % minutes == 0:
+            hours = minutes // 60
+            return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
+        if minutes == 24 * 60:
+            return "0 0 * * *"
+        raise ParameterError(f"{self.name}: a cadence of {self.every} has no cron expression; use a divisor of a day")
+
     def floor(self, when: datetime) -> datetime:
         """The cadence boundary at or before `when`."""
         steps = (when.astimezone(UTC) - EPOCH) // self.every

@@ -9,6 +9,7 @@ before Spark) starts.
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +20,10 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from lib.config import ROOT, Settings
+from lib.errors import StackError
+from lib.jobs.history import RunHistory
 from lib.jobs.kernel import KERNEL_NAME
-from lib.jobs.registry import job, parameters
+from lib.jobs.registry import Interval, Job, job, parameters, parse_time
 from lib.stack import require_up
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -108,16 +111,46 @@ def recorded(executed: Path) -> dict[str, Any]:
     return figures
 
 
+def run_attempt(cfg: Settings, spec: Job, interval: Interval, attempt: int, params: dict[str, Any], target: Path,
+                progress: bool = True) -> Outcome:
+    """One attempt of a job, recorded in the run history (running, then succeeded or failed).
+
+    The services it needs are checked, never started: a job whose stack is down fails (and its
+    orchestrator retries) instead of quietly starting one. Shared by the embedded scheduler,
+    `python -m lib run` and so by Airflow's tasks, which call it.
+    """
+    history = RunHistory(cfg)
+    run_id = history.begin(spec.name, interval, attempt)
+    began = time.monotonic()
+    try:
+        require_up(cfg, spec.needs)
+    except StackError as exc:
+        outcome = Outcome(target, False, None, str(exc).split(". ")[0])
+    else:
+        outcome = run_notebook(spec.notebook, params, target, progress=progress)
+    history.end(run_id, outcome.ok, time.monotonic() - began, outcome.figures.get("rows_merged"),
+                outcome.kept_at, outcome.error)
+    return outcome
+
+
 def run_job(cfg: Settings, name: str, start: str | None, end: str | None, backfill: bool,
-            max_records: int | None = None) -> int:
-    """`python -m lib run`: validate, check the services the job needs, execute its notebook; 0 on success."""
+            max_records: int | None = None, attempt: int = 1) -> int:
+    """`python -m lib run`: validate, check the services the job needs, execute its notebook, record
+    the attempt in the run history; 0 on success.
+
+    The history's interval is the one given, else the job's default (for an incremental Bronze run,
+    which reads by offsets, the last full quarter hour).
+    """
     spec = job(name)
     params = parameters(name, start, end, backfill, max_records)
-    require_up(cfg, spec.needs)
-    outcome = run_notebook(spec.notebook, params, run_folder(cfg) / spec.notebook)
+    interval = (Interval(parse_time(start, "--start"), parse_time(end, "--end")) if start and end
+                else spec.default_interval())
+    outcome = run_attempt(cfg, spec, interval, attempt, params, run_folder(cfg) / spec.notebook)
     if not outcome.ok:
-        print(f"error: {name} failed in cell {outcome.failed_cell}: {outcome.error}\n"
-              f"the executed notebook, with the failing cell, is kept at {outcome.kept_at}", file=sys.stderr)
+        where = f"in cell {outcome.failed_cell}" if outcome.failed_cell is not None else "before its notebook ran"
+        print(f"error: {name} failed {where} (attempt {attempt}): {outcome.error}", file=sys.stderr)
+        if outcome.kept_at:
+            print(f"the executed notebook, with the failing cell, is kept at {outcome.kept_at}", file=sys.stderr)
         return 1
-    print(f"{name}: ok; executed notebook kept at {outcome.kept_at}")
+    print(f"{name}: ok (attempt {attempt}); executed notebook kept at {outcome.kept_at}")
     return 0

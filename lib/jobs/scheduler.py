@@ -33,12 +33,11 @@ from datetime import UTC, datetime
 from types import FrameType
 
 from lib.config import Settings
-from lib.errors import ParameterError, SchedulerBusy, StackError
+from lib.errors import ParameterError, SchedulerBusy
 from lib.jobs.alerts import alert
 from lib.jobs.history import RunHistory
 from lib.jobs.registry import JOBS, Interval, Job, parameters
-from lib.jobs.runner import Outcome, run_notebook
-from lib.stack import require_up
+from lib.jobs.runner import Outcome, run_attempt
 
 
 @dataclass(frozen=True)
@@ -163,17 +162,7 @@ class Scheduler:
 
     def _attempt(self, spec: Job, interval: Interval, attempt: int, params: dict) -> Outcome:
         target = self.cfg.runs_dir / spec.name / interval.label / f"attempt-{attempt}.ipynb"
-        run_id = self.history.begin(spec.name, interval, attempt)
-        began = time.monotonic()
-        try:
-            require_up(self.cfg, spec.needs)  # a job never starts the services it needs; it fails and retries
-        except StackError as exc:
-            outcome = Outcome(target, False, None, str(exc).split(". ")[0])
-        else:
-            outcome = run_notebook(spec.notebook, params, target, progress=self.progress)
-        self.history.end(run_id, outcome.ok, time.monotonic() - began, outcome.figures.get("rows_merged"),
-                         outcome.kept_at, outcome.error)
-        return outcome
+        return run_attempt(self.cfg, spec, interval, attempt, params, target, progress=self.progress)
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -97,3 +97,13 @@ def test_the_published_ports_are_the_embedded_stacks_defaults() -> None:
     for service, port in defaults.items():
         published = {p.split(":")[1] for p in SERVICES[service]["ports"]}
         assert str(port) in published, (service, published)
+
+
+def test_airflow_runs_as_its_own_compose_file_does_with_the_dags_mounted() -> None:
+    components = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
+    assert components <= set(SERVICES)
+    env = COMPOSE["x-airflow"]["environment"]
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/workbook/dags" and ".:/workbook" in COMPOSE["x-airflow"]["volumes"]
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor" and int(env["AIRFLOW__CORE__PARALLELISM"]) <= 2
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == COMPOSE["x-workbook-env"]["KAFKA_BOOTSTRAP_SERVERS"]
+    assert SERVICES["airflow-apiserver"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"

@@ -52,3 +52,10 @@ def test_every_maven_dependency_has_a_version() -> None:
         for dep in root.iterfind("m:dependencies/m:dependency", NS):
             version = dep.find("m:version", NS)
             assert version is not None and version.text, f"{pom}: {dep.find('m:artifactId', NS).text} unpinned"
+
+
+def test_the_airflow_lock_pins_airflow_and_every_dependency() -> None:
+    lock = _lock("requirements-airflow.txt")  # asserts every line is pinned with ==
+    assert lock["apache-airflow"] == lock["apache-airflow-core"] == "3.3.2"
+    assert "apache-airflow-providers-standard" in lock  # BashOperator and BashSensor
+    assert "papermill" not in lock  # the tasks run papermill in .venv, through `python -m lib run`

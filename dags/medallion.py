@@ -1,0 +1,120 @@
+"""Bronze, Silver and Gold as Airflow 3 DAGs, generated from the job registry (lib/jobs/registry.py).
+
+Cadence, parameters and dependencies are written once, in the registry. Each task runs the job's
+notebook through the project's own runner, `python -m lib run <job> --start … --end … --attempt N`,
+in the project's virtualenv: Airflow and the embedded scheduler execute the same notebooks with the
+same parameters, and record every attempt in the same run history (`python -m lib runs`).
+
+- Schedule: a cron *data interval* timetable, so a run's data interval spans its 15 minutes, hour or
+  day (Airflow 3's plain cron strings give a run an empty interval).
+- Retries: two, `WORKBOOK_RETRY_DELAY_S` apart (30 s by default); when they are exhausted the
+  failure callback raises the same alert as the embedded scheduler (stderr, runs/alerts.log, the
+  webhook at ALERT_WEBHOOK_URL).
+- Backfills: the params `backfill` (Bronze), `start_date` and `end_date` re-run any interval:
+  `airflow dags trigger bronze --conf '{"backfill": true, "start_date": "…", "end_date": "…"}'`.
+- Dependencies: Silver waits until Bronze's succeeded runs cover its hour, Gold until Silver's cover
+  its day, asked of the run history (`python -m lib runs --job … --covered START END`). The history,
+  not Airflow's own bookkeeping, is the dependency because it says what was landed: it holds the
+  embedded scheduler's runs and operators' `lib run`s as well as Airflow's, and it reads the same for
+  scheduled, manual (`airflow dags test`) and backfill runs, whose logical dates differ.
+
+The DAG file imports only the standard library parts of `lib` (the registry, the settings and the
+alerts), so it parses in Airflow's own virtualenv (.venv-airflow); everything else runs in .venv.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.providers.standard.sensors.bash import BashSensor
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+
+from lib.config import ROOT, settings
+from lib.jobs.alerts import alert
+from lib.jobs.registry import JOBS, Job
+
+#: The project's interpreter: the tasks run the same code as `make run`, in its virtualenv.
+PYTHON = os.environ.get("WORKBOOK_PYTHON") or str(ROOT / ".venv" / "bin" / "python")
+RETRIES = 2
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("WORKBOOK_RETRY_DELAY_S") or 30))
+#: How long a downstream job waits for its upstream's runs before it fails (and is retried).
+WAIT_TIMEOUT = timedelta(seconds=float(os.environ.get("WORKBOOK_WAIT_TIMEOUT_S") or 2 * 3600))
+WAIT_POKE = timedelta(seconds=float(os.environ.get("WORKBOOK_WAIT_POKE_S") or 30))
+FIRST_INTERVAL = datetime(2026, 1, 1, tzinfo=UTC)
+
+#: The interval a run works on: the params' when given (a backfill), else its data interval.
+START = "{{ params.start_date or data_interval_start.isoformat() }}"
+END = "{{ params.end_date or data_interval_end.isoformat() }}"
+
+
+def alert_when_retries_are_exhausted(context: dict[str, Any]) -> None:
+    """The task failed its last try: alert through the embedded scheduler's path."""
+    ti = context["ti"]
+    params = context.get("params") or {}
+    start = params.get("start_date") or context["data_interval_start"].isoformat()
+    end = params.get("end_date") or context["data_interval_end"].isoformat()
+    error = str(context.get("exception") or "the task failed")
+    alert(settings(), ti.dag_id, f"[{start}, {end})", ti.try_number, None,
+          f"{error} (Airflow task {ti.task_id}; its log has the runner's message)", None)
+
+
+def params_for(spec: Job) -> dict[str, Param]:
+    """The seed's backfill params, for the parameters the job accepts."""
+    params = {
+        "start_date": Param(None, type=["null", "string"],
+                            description="ISO-8601 start of the interval to (re-)run; empty: the data interval"),
+        "end_date": Param(None, type=["null", "string"],
+                          description="ISO-8601 end (exclusive) of that interval; give both or neither"),
+    }
+    if "backfill" in spec.accepts:
+        params["backfill"] = Param(False, type="boolean",
+                                   description="re-read Kafka for [start_date, end_date) of event time; "
+                                               "the incremental position is left alone")
+    return params
+
+
+def run_command(spec: Job) -> str:
+    flags = "{% if params.backfill %}--backfill {% endif %}" if "backfill" in spec.accepts else ""
+    return (f"{PYTHON} -m lib run {spec.name} {flags}--start '{START}' --end '{END}' "
+            "--attempt {{ ti.try_number }}")
+
+
+def wait_command(upstream: str) -> str:
+    return f"{PYTHON} -m lib runs --job {upstream} --covered '{START}' '{END}'"
+
+
+def build(spec: Job) -> DAG:
+    """One job's DAG: [wait for the upstream job's runs ->] run the job's notebook."""
+    with DAG(
+        dag_id=spec.name,
+        description=spec.what,
+        schedule=CronDataIntervalTimetable(spec.cron, timezone="UTC"),
+        start_date=FIRST_INTERVAL,
+        catchup=False,  # explicit: a fresh deployment starts now; earlier intervals are backfills
+        max_active_runs=1,  # one run of a layer at a time, as the embedded scheduler's lock does
+        params=params_for(spec),
+        default_args={
+            "retries": RETRIES,
+            "retry_delay": RETRY_DELAY,
+            "on_failure_callback": alert_when_retries_are_exhausted,
+            "cwd": str(ROOT),
+        },
+        tags=["roman-workbook", "medallion"],
+        doc_md=f"**{spec.name}**: {spec.what}. Notebook `notebooks/{spec.notebook}`, every {spec.every}.",
+    ) as dag:
+        job = BashOperator(task_id=f"run_{spec.name}", bash_command=run_command(spec))
+        if spec.depends_on:
+            wait = BashSensor(
+                task_id=f"wait_for_{spec.depends_on}", bash_command=wait_command(spec.depends_on),
+                mode="reschedule", poke_interval=WAIT_POKE.total_seconds(), timeout=WAIT_TIMEOUT.total_seconds(),
+                retries=0,
+            )
+            wait >> job
+    return dag
+
+
+for _spec in JOBS.values():
+    globals()[f"{_spec.name}_dag"] = build(_spec)
