@@ -125,7 +125,7 @@ def run_attempt(cfg: Settings, spec: Job, interval: Interval, attempt: int, para
     try:
         require_up(cfg, spec.needs)
     except StackError as exc:
-        outcome = Outcome(target, False, None, str(exc).split(". ")[0])
+        outcome = Outcome(target, False, None, str(exc))  # what is down, and how to start it
     else:
         outcome = run_notebook(spec.notebook, params, target, progress=progress)
     history.end(run_id, outcome.ok, time.monotonic() - began, outcome.figures.get("rows_merged"),
