@@ -34,6 +34,7 @@ def airflow_env(cfg: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": "2",
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "1",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__API__HOST": "127.0.0.1",  # `standalone`'s UI, like every service of the stack
         # DAG files import lib/ from the repository; tasks run the project's own .venv.
         "PYTHONPATH": str(ROOT),
         "WORKBOOK_PYTHON": str(ROOT / ".venv" / "bin" / "python"),
