@@ -40,6 +40,9 @@ class Outcome:
     failed_cell: int | None = None
     error: str = ""
     figures: dict[str, Any] = field(default_factory=dict)
+    #: The whole message when the notebook never ran (what is down, and how to start it); `error` keeps
+    #: its first sentence, for the run history and alerts.
+    detail: str = ""
 
     @property
     def kept_at(self) -> str | None:
@@ -125,7 +128,7 @@ def run_attempt(cfg: Settings, spec: Job, interval: Interval, attempt: int, para
     try:
         require_up(cfg, spec.needs)
     except StackError as exc:
-        outcome = Outcome(target, False, None, str(exc))  # what is down, and how to start it
+        outcome = Outcome(target, False, None, str(exc).split(". ")[0], detail=str(exc))
     else:
         outcome = run_notebook(spec.notebook, params, target, progress=progress)
     history.end(run_id, outcome.ok, time.monotonic() - began, outcome.figures.get("rows_merged"),
@@ -148,7 +151,7 @@ def run_job(cfg: Settings, name: str, start: str | None, end: str | None, backfi
     outcome = run_attempt(cfg, spec, interval, attempt, params, run_folder(cfg) / spec.notebook)
     if not outcome.ok:
         where = f"in cell {outcome.failed_cell}" if outcome.failed_cell is not None else "before its notebook ran"
-        print(f"error: {name} failed {where} (attempt {attempt}): {outcome.error}", file=sys.stderr)
+        print(f"error: {name} failed {where} (attempt {attempt}): {outcome.detail or outcome.error}", file=sys.stderr)
         if outcome.kept_at:
             print(f"the executed notebook, with the failing cell, is kept at {outcome.kept_at}", file=sys.stderr)
         return 1
