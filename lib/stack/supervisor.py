@@ -152,11 +152,12 @@ def down(cfg: Settings, names: Iterable[str] | None = None) -> dict[str, str]:
     """Stop the services (all by default, in reverse order) and check their ports are free."""
     report: dict[str, str] = {}
     stopped: list[Service] = []
+    this_mode = {s.name for s in services(cfg)}
     for service in reversed(select(names, cfg, every_mode=True)):
         if service.process(cfg).stop():
             stopped.append(service)
             report[service.name] = "stopped"
-        elif service.name in {s.name for s in services(cfg)}:
+        elif service.name in this_mode:
             report[service.name] = "not running"
     deadline = time.monotonic() + 15
     for service in stopped:
@@ -192,7 +193,8 @@ def status(cfg: Settings, names: Iterable[str] | None = None) -> list[ServiceSta
 
 def memory_bytes(cfg: Settings) -> dict[str, int]:
     """Resident memory per service this stack runs (children included), for the cluster mode's budget."""
-    return {s.name: s.process(cfg).memory_bytes() for s in services(cfg) if s.process(cfg).pid() is not None}
+    processes = {s.name: s.process(cfg) for s in services(cfg)}
+    return {name: proc.memory_bytes() for name, proc in processes.items() if proc.pid() is not None}
 
 
 def running(cfg: Settings) -> set[str]:
