@@ -12,6 +12,8 @@ same parameters, and record every attempt in the same run history (`python -m li
   webhook at ALERT_WEBHOOK_URL).
 - Backfills: the params `backfill` (Bronze), `start_date` and `end_date` re-run any interval:
   `airflow dags trigger bronze --conf '{"backfill": true, "start_date": "…", "end_date": "…"}'`.
+- A job the registry does not schedule (`migrate-silver`) is a DAG without a schedule: an operator
+  triggers it with `start_date` and `end_date` (without them the run fails, naming the fix).
 - Dependencies: Silver waits until Bronze's succeeded runs cover its hour, Gold until Silver's cover
   its day, asked of the run history (`python -m lib runs --job … --covered START END`). The history,
   not Airflow's own bookkeeping, is the dependency because it says what was landed: it holds the
@@ -91,7 +93,8 @@ def build(spec: Job) -> DAG:
     with DAG(
         dag_id=spec.name,
         description=spec.what,
-        schedule=CronDataIntervalTimetable(spec.cron, timezone="UTC"),
+        # A job with no schedule (a migration) runs when triggered, on the params' interval.
+        schedule=CronDataIntervalTimetable(spec.cron, timezone="UTC") if spec.scheduled else None,
         start_date=FIRST_INTERVAL,
         catchup=False,  # explicit: a fresh deployment starts now; earlier intervals are backfills
         max_active_runs=1,  # one run of a layer at a time, as the embedded scheduler's lock does

@@ -59,6 +59,8 @@ SPARK_SHUFFLE_PARTITIONS = ("SPARK_SHUFFLE_PARTITIONS", "4")
 JAVA_HOME = ("JAVA_HOME", "")
 # Seconds the service waits for Kafka to acknowledge an event before it answers 503.
 SERVICE_ACK_TIMEOUT_S = ("SERVICE_ACK_TIMEOUT_S", "5")
+# The event schema version the service writes (lib/service/events.py): 1, or 2 with the client app.
+EVENT_SCHEMA_VERSION = ("EVENT_SCHEMA_VERSION", "1")
 
 
 #: The AWS SDK (2.30+) sends and checks CRC checksums by default, which some S3-compatible servers
@@ -121,6 +123,7 @@ class Settings:
     java_home: str
     catalog_name: str = field(default="lake")
     service_ack_timeout_s: int = 5
+    event_schema_version: int = 1
     warehouse: str = "file"
     s3_endpoint: str = "http://127.0.0.1:9000"
     s3_bucket: str = "warehouse"
@@ -216,6 +219,9 @@ def settings() -> Settings:
     if not (master.startswith("local") or master.startswith("spark://")):
         raise ConfigError(f"SPARK_MASTER={master!r}: use local[N] or spark://host:port (a standalone master)")
     shuffle = _positive(SPARK_SHUFFLE_PARTITIONS)
+    version = _env(EVENT_SCHEMA_VERSION)
+    if version not in ("1", "2"):
+        raise ConfigError(f"EVENT_SCHEMA_VERSION={version!r}: use 1 (the default) or 2 (events name their client app)")
     return Settings(
         kafka_bootstrap_servers=_env(KAFKA_BOOTSTRAP_SERVERS),
         events_topic=_env(EVENTS_TOPIC),
@@ -235,6 +241,7 @@ def settings() -> Settings:
         spark_shuffle_partitions=shuffle,
         java_home=_env(JAVA_HOME),
         service_ack_timeout_s=_positive(SERVICE_ACK_TIMEOUT_S),
+        event_schema_version=int(version),
         warehouse=mode,
         s3_endpoint=_env(S3_ENDPOINT).rstrip("/"),
         s3_bucket=bucket,

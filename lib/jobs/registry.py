@@ -54,6 +54,8 @@ class Job:
     needs: tuple[str, ...] = ("kafka", "iceberg-rest")
     depends_on: str | None = None
     what: str = ""
+    #: False for a job an operator starts by hand (a migration): no schedule, an explicit interval.
+    scheduled: bool = True
 
     @property
     def cron(self) -> str:
@@ -101,9 +103,18 @@ JOBS: dict[str, Job] = {
             what="validate Bronze rows ingested in [start, end)"),
         Job("gold", "05_gold.ipynb", timedelta(days=1), catch_up_in_one_run=False,
             accepts=("start", "end"), depends_on="silver",
-            what="recompute the (date, user) keys Silver touched in [start, end)"),
+            what="recompute the (date, user) and (date, client) keys Silver touched in [start, end)"),
+        Job("migrate-silver", "07_schema_migration.ipynb", timedelta(days=1), catch_up_in_one_run=False,
+            accepts=("start", "end"), scheduled=False,
+            what="add event schema v2's columns to Silver and re-derive them for the events of [start, end) "
+                 "of event time from Bronze's raw payloads"),
     )
 }
+
+
+def scheduled_jobs() -> list[Job]:
+    """The jobs a scheduler runs, in dependency order (the registry's order)."""
+    return [spec for spec in JOBS.values() if spec.scheduled]
 
 
 def job(name: str) -> Job:
@@ -145,6 +156,9 @@ def parameters(name: str, start: str | None = None, end: str | None = None,
         raise ParameterError("--backfill needs both --start and --end: the interval to re-read.")
     if bool(start) != bool(end):
         raise ParameterError("give both --start and --end, or neither (the job's default interval).")
+    if not spec.scheduled and not start:
+        raise ParameterError(f"{name} has no schedule, so no default interval: give --start and --end, e.g. "
+                             f"--start 2026-01-01 --end 2027-01-01. ({name}: {spec.what})")
     if start and end:
         interval = Interval(parse_time(start, "--start"), parse_time(end, "--end"))
     elif name == "bronze":

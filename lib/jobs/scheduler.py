@@ -36,7 +36,7 @@ from lib.config import Settings
 from lib.errors import ParameterError, SchedulerBusy
 from lib.jobs.alerts import alert
 from lib.jobs.history import RunHistory
-from lib.jobs.registry import JOBS, Interval, Job, parameters
+from lib.jobs.registry import Interval, Job, parameters, scheduled_jobs
 from lib.jobs.runner import Outcome, run_attempt
 
 
@@ -80,7 +80,7 @@ def due(history: RunHistory, start: datetime, end: datetime, now: datetime | Non
     """The runs due in [start, end), in dependency order, skipping what the history already covers."""
     end = min(end, now or datetime.now(UTC))
     runs: list[Planned] = []
-    for spec in JOBS.values():  # the registry lists jobs in dependency order
+    for spec in scheduled_jobs():  # the registry lists jobs in dependency order
         missing = [i for i in spec.intervals(start, end) if not history.covered(spec.name, i)]
         if not missing:
             continue

@@ -5,6 +5,10 @@ soon as a key's events arrive in several intervals, or late. Here the interval o
 keys changed* (Silver rows processed in [start, end)); every touched key is then recomputed
 from all of Silver and MERGEd ON (event_date, user_id). After any sequence of runs, Gold equals
 a full recompute from Silver.
+
+Once Silver has event schema v2's `client` column (lib.medallion.migration), every touched date
+is also recomputed per client into gold.daily_client_stats, from the Silver rows that name one
+(v2 events): what both versions share is in daily_user_stats, the v2 breakdown beside it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,17 @@ from pyspark.sql import DataFrame, SparkSession
 from lib import faults
 from lib.medallion.commits import retry_on_conflict, temp_view
 from lib.medallion.statements import Statement, commit, lines, query
-from lib.medallion.tables import DDL, GOLD_DAILY, SILVER_EVENTS, create_tables, in_list, naive_utc, time_window
+from lib.medallion.tables import (
+    DDL,
+    GOLD_CLIENTS,
+    GOLD_DAILY,
+    SILVER_EVENTS,
+    create_tables,
+    has_column,
+    in_list,
+    naive_utc,
+    time_window,
+)
 
 
 @dataclass
@@ -31,6 +45,8 @@ class GoldRun:
     #: Rows copied into new files by the MERGE (copy-on-write rewrites every file a touched key lives in).
     rows_rewritten: int = 0
     rows_after: int = 0
+    #: (event_date, client) keys recomputed into gold.daily_client_stats (0 before the v2 migration).
+    client_keys: int = 0
     conflicts: int = 0
     #: What each commit did, by statement name (lib.medallion.statements.commit).
     commits: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -52,6 +68,28 @@ METRICS = lines(
     "AVG(latency_ms) AS avg_latency_ms,",
     "MIN(event_time) AS first_event_time,",
     "MAX(event_time) AS last_event_time")
+
+
+#: The per-client breakdown's metrics (v2 events only: the rows that name a client).
+CLIENT_METRICS = lines(
+    "COUNT(*) AS total_requests,",
+    "SUM(CAST(success AS BIGINT)) AS successful_requests,",
+    "SUM(CAST(NOT success AS BIGINT)) AS failed_requests,",
+    "COUNT(DISTINCT user_id) AS users,",
+    "AVG(latency_ms) AS avg_latency_ms")
+
+
+def client_aggregate_statement(source: str, where: str, generated_at: datetime | None) -> Statement:
+    """The per-client breakdown of the rows of `source` that pass `where` and name a client."""
+    stamp = f"TIMESTAMP '{generated_at}'" if generated_at else "CAST(NULL AS TIMESTAMP)"
+    return Statement("gold.recompute_clients", lines(
+        "SELECT event_date, client,",
+        "       " + CLIENT_METRICS.replace("\n", "\n       ") + ",",
+        f"       {stamp} AS generated_at",
+        f"FROM {source}",
+        f"WHERE {where}",
+        "  AND client IS NOT NULL  -- schema v2 events: v1 events do not say which app sent them",
+        "GROUP BY event_date, client"), "every client of each touched date, from all of its Silver rows")
 
 
 def aggregate_statement(name: str, source: str, where: str, generated_at: datetime | None, why: str) -> Statement:
@@ -90,13 +128,14 @@ def recompute_statement(dates: list, generated_at: datetime) -> Statement:
         "each touched key from all of its Silver rows, whichever interval brought them")
 
 
-def merge_statement(target: str, source: str, dates: list | None) -> Statement:
+def merge_statement(target: str, source: str, dates: list | None, key: str = "user_id") -> Statement:
     """Replace each key's row by its new figures (or insert it)."""
     prune = f"t.event_date IN ({in_list(dates)})  -- prunes the target to the touched dates" if dates else ""
-    return Statement(f"{target.split('.')[0]}.merge", lines(
+    name = f"{target.split('.')[0]}.merge" + ("" if key == "user_id" else f"_{key}s")
+    return Statement(name, lines(
         f"MERGE INTO {target} t",
         f"USING {source} s",
-        "ON t.event_date = s.event_date AND t.user_id = s.user_id" + ("\n   AND " + prune if prune else ""),
+        f"ON t.event_date = s.event_date AND t.{key} = s.{key}" + ("\n   AND " + prune if prune else ""),
         "WHEN MATCHED THEN UPDATE SET *",
         "WHEN NOT MATCHED THEN INSERT *"), "one row per key: its figures replaced, or inserted",
         target=target, source=source)
@@ -112,6 +151,7 @@ def run_gold(spark: SparkSession, start: datetime, end: datetime) -> GoldRun:
 
 def _run_once(spark: SparkSession, start: datetime, end: datetime, conflicts: int) -> GoldRun:
     run = GoldRun(start, end, conflicts=conflicts)
+    clients = has_column(spark, SILVER_EVENTS, "client")  # asked first: it refreshes Silver's cached metadata
     touched = query(spark, touched_statement(start, end)).persist()
     try:
         run.touched_keys = touched.count()
@@ -126,6 +166,8 @@ def _run_once(spark: SparkSession, start: datetime, end: datetime, conflicts: in
             faults.checkpoint("gold.before_merge")
             with temp_view(spark, fresh, "gold_batch"):
                 figures = run.commits["gold.merge"] = commit(spark, merge_statement(GOLD_DAILY, "gold_batch", dates))
+            if clients:
+                run.client_keys = _recompute_clients(spark, run, dates)
         # Copy-on-write: an updated key's row is deleted and added again, with every other row of its file.
         run.rows_after = spark.table(GOLD_DAILY).count()
         run.rows_inserted = figures["added"] - figures["deleted"]
@@ -134,6 +176,16 @@ def _run_once(spark: SparkSession, start: datetime, end: datetime, conflicts: in
     finally:
         touched.unpersist()
     return run
+
+
+def _recompute_clients(spark: SparkSession, run: GoldRun, dates: list) -> int:
+    """Every (event_date, client) of the touched dates, recomputed from all of Silver and MERGEd; the keys."""
+    where = f"event_date IN ({in_list(dates)})  -- prunes Silver to the touched dates"
+    fresh = query(spark, client_aggregate_statement(SILVER_EVENTS, where, naive_utc())).localCheckpoint()
+    with temp_view(spark, fresh, "gold_client_batch"):
+        run.commits["gold.merge_clients"] = commit(
+            spark, merge_statement(GOLD_CLIENTS, "gold_client_batch", dates, key="client"))
+    return fresh.count()
 
 
 #: Notebook 05's scratch table for the naive job: the same schema as Gold, never read by anything else.

@@ -18,15 +18,18 @@ from lib.config import Settings
 from lib.kafka import beginning_offsets, read_range
 from lib.medallion.bronze import committed_positions
 from lib.medallion.commits import temp_view
-from lib.medallion.gold import aggregate
+from lib.medallion.gold import aggregate, client_aggregate_statement
 from lib.medallion.silver import bronze_interval
+from lib.medallion.statements import query
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
     BRONZE_EVENTS,
     BRONZE_OFFSETS,
+    GOLD_CLIENTS,
     GOLD_DAILY,
     SILVER_EVENTS,
     SILVER_REJECTED,
+    has_column,
 )
 from lib.service.events import malformed_reason
 from lib.traffic.manifest import batch_event_ids, offsets_predicate
@@ -148,6 +151,40 @@ def gold_matches_recompute(spark: SparkSession, keys: DataFrame | None = None) -
                       ["keys missing from gold", "keys with other values", "doubled keys"])
 
 
+def silver_clients_migrated(spark: SparkSession) -> Invariant:
+    """After the v2 migration: every v2 row of Silver has the client its raw payload names (read
+    here with get_json_object, not with the migration's from_json), and no v1 row has one."""
+    bronze = spark.table(BRONZE_EVENTS).select("event_id", F.get_json_object("payload", "$.client").alias("named"))
+    silver = spark.table(SILVER_EVENTS).select("event_id", "schema_version", "client")
+    joined = silver.join(bronze, "event_id", "left")
+    figures = {"v2 rows": silver.where("schema_version = 2").count(),
+               "v2 rows without a client": silver.where("schema_version = 2 AND client IS NULL").count(),
+               "v1 rows with a client": silver.where("schema_version = 1 AND client IS NOT NULL").count(),
+               "clients not the payload's": joined.where("client IS NOT NULL AND NOT client <=> named").count()}
+    return _invariant("silver's client = the raw payload's, for every v2 event", figures,
+                      ["v2 rows without a client", "v1 rows with a client", "clients not the payload's"])
+
+
+def gold_clients_match_recompute(spark: SparkSession) -> Invariant:
+    """gold.daily_client_stats equals the per-client breakdown recomputed from all of Silver."""
+    full = query(spark, client_aggregate_statement(SILVER_EVENTS, "TRUE", None)).drop("generated_at")
+    gold = spark.table(GOLD_CLIENTS).drop("generated_at")
+    exact = ["total_requests", "successful_requests", "failed_requests", "users"]
+    joined = full.alias("r").join(gold.alias("g"), ["event_date", "client"], "full_outer")
+    differs = F.col("r.total_requests").isNull() | F.col("g.total_requests").isNull()
+    for column in exact:
+        differs = differs | ~F.col(f"r.{column}").eqNullSafe(F.col(f"g.{column}"))
+    differs = differs | (F.abs(F.col("r.avg_latency_ms") - F.col("g.avg_latency_ms")) > 1e-9)
+    bad = joined.where(differs)
+    figures = {"keys recomputed": full.count(), "keys in gold": gold.count(),
+               "keys missing from gold": bad.where("g.total_requests IS NULL").count(),
+               "keys not in silver": bad.where("r.total_requests IS NULL").count(),
+               "keys with other values": bad.where("r.total_requests IS NOT NULL AND g.total_requests IS NOT NULL")
+               .count()}
+    return _invariant("gold per client = full recompute from silver", figures,
+                      ["keys missing from gold", "keys not in silver", "keys with other values"])
+
+
 def manifest_reconciled(spark: SparkSession, cfg: Settings, doc: dict[str, Any],
                         layers: tuple[str, ...] = ("bronze", "silver")) -> Invariant:
     """A producer's batch (its saved manifest) against the tables: each of its distinct events in
@@ -178,8 +215,13 @@ def check_all(spark: SparkSession, cfg: Settings,
     checks = []
     if "bronze" in layers:
         checks.extend([kafka_accounted(spark, cfg), offsets_tile(spark, cfg)])
+    migrated = has_column(spark, SILVER_EVENTS, "client")  # event schema v2 (lib.medallion.migration)
     if "silver" in layers:
         checks.append(bronze_is_silver_plus_rejected(spark))
+        if migrated:
+            checks.append(silver_clients_migrated(spark))
     if "gold" in layers:
         checks.append(gold_matches_recompute(spark))
+        if migrated:
+            checks.append(gold_clients_match_recompute(spark))
     return checks

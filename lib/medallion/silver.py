@@ -24,15 +24,20 @@ from lib.medallion.tables import (
     SILVER_REJECTED,
     create_tables,
     date_predicate,
+    has_column,
     naive_utc,
     time_window,
 )
 from lib.medallion.udfs import register_udfs
 
+#: Every field of every event schema version, typed; a v1 payload reads `client` as NULL.
 TYPED_SCHEMA = (
     "event_id STRING, event_time STRING, user_id STRING, operation STRING, input STRING, output STRING, "
-    "success BOOLEAN, error STRING, latency_ms DOUBLE, schema_version INT"
+    "success BOOLEAN, error STRING, latency_ms DOUBLE, schema_version INT, client STRING"
 )
+#: The columns Silver takes from the payload, and those a schema migration adds (lib.medallion.migration).
+FIELDS = ("user_id", "operation", "input", "output", "success", "error", "latency_ms", "schema_version")
+MIGRATED_FIELDS = ("client",)
 
 
 @dataclass
@@ -68,10 +73,15 @@ def validate_statement(start: datetime, end: datetime) -> Statement:
         "check every event against the contract; a failure is kept with its reason, not dropped")
 
 
-def typed_statement(source: str, processed_at: datetime) -> Statement:
-    """The valid rows of `source`, typed into Silver's columns."""
-    fields = ", ".join(f"doc.{c}" for c in ("user_id", "operation", "input", "output", "success", "error",
-                                             "latency_ms", "schema_version"))
+def payload_field(name: str, payload: str = "payload") -> str:
+    """SQL for one typed field of a raw payload: the one definition Silver's runs and the migration's
+    reprocessing share."""
+    return f"from_json({payload}, '{TYPED_SCHEMA}').{name}"
+
+
+def typed_statement(source: str, processed_at: datetime, migrated: tuple[str, ...] = ()) -> Statement:
+    """The valid rows of `source`, typed into Silver's columns (and the `migrated` ones the table has)."""
+    fields = ", ".join(f"doc.{c}" for c in FIELDS + migrated)
     return Statement("silver.typed", lines(
         "SELECT event_id, event_time, to_date(event_time) AS event_date,",
         f"       {fields},",
@@ -92,8 +102,13 @@ def rejected_statement(source: str, processed_at: datetime) -> Statement:
 
 
 def validate(spark: SparkSession, source: str, processed_at: datetime) -> tuple[DataFrame, DataFrame]:
-    """(typed valid events, rejected rows with their reason) of the validated rows in the view `source`."""
-    return query(spark, typed_statement(source, processed_at)), query(spark, rejected_statement(source, processed_at))
+    """(typed valid events, rejected rows with their reason) of the validated rows in the view `source`.
+
+    The typed rows carry the columns Silver has now: before the schema migration a v2 event lands
+    without its client (Bronze keeps the raw payload, so the migration can fill it in later)."""
+    migrated = tuple(c for c in MIGRATED_FIELDS if has_column(spark, SILVER_EVENTS, c))
+    return (query(spark, typed_statement(source, processed_at, migrated)),
+            query(spark, rejected_statement(source, processed_at)))
 
 
 def run_silver(spark: SparkSession, start: datetime, end: datetime) -> SilverRun:

@@ -18,6 +18,7 @@ BRONZE_OFFSETS = "bronze.ingest_offsets"
 SILVER_EVENTS = "silver.conversion_events"
 SILVER_REJECTED = "silver.rejected_events"
 GOLD_DAILY = "gold.daily_user_stats"
+GOLD_CLIENTS = "gold.daily_client_stats"
 
 DDL = {
     BRONZE_EVENTS: """event_id STRING NOT NULL, event_time TIMESTAMP, event_date DATE, user_id STRING,
@@ -38,15 +39,20 @@ DDL = {
         successful_requests BIGINT NOT NULL, failed_requests BIGINT NOT NULL, to_roman_requests BIGINT NOT NULL,
         from_roman_requests BIGINT NOT NULL, avg_latency_ms DOUBLE NOT NULL, first_event_time TIMESTAMP NOT NULL,
         last_event_time TIMESTAMP NOT NULL, generated_at TIMESTAMP NOT NULL""",
+    # Event schema v2's breakdown: filled once Silver has the client column (lib.medallion.migration).
+    GOLD_CLIENTS: """event_date DATE NOT NULL, client STRING NOT NULL, total_requests BIGINT NOT NULL,
+        successful_requests BIGINT NOT NULL, failed_requests BIGINT NOT NULL, users BIGINT NOT NULL,
+        avg_latency_ms DOUBLE NOT NULL, generated_at TIMESTAMP NOT NULL""",
 }
 #: Insert-only tables merge on read: a MERGE's guard clause (lib.medallion.commits) then costs no
 #: rewrite of the files its matched rows live in. Gold updates its keys, so it copies on write.
 #: Serializable isolation (Iceberg's default, written out) is what makes a racing commit fail.
-MERGE_MODE = {table: "copy-on-write" if table == GOLD_DAILY else "merge-on-read" for table in DDL}
+MERGE_MODE = {table: "copy-on-write" if table.startswith("gold.") else "merge-on-read" for table in DDL}
 PARTITIONING = {
     BRONZE_EVENTS: "PARTITIONED BY (event_date)",
     SILVER_EVENTS: "PARTITIONED BY (event_date)",
     GOLD_DAILY: "PARTITIONED BY (months(event_date))",
+    GOLD_CLIENTS: "PARTITIONED BY (months(event_date))",
 }
 
 
@@ -84,6 +90,15 @@ def create_tables(spark: SparkSession) -> None:
         mode = spark.sql(f"SHOW TBLPROPERTIES {table} ('write.merge.mode')").first()
         if mode is None or mode.value != MERGE_MODE[table]:
             spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ('write.merge.mode' = '{MERGE_MODE[table]}')")
+
+
+def has_column(spark: SparkSession, table: str, column: str) -> bool:
+    """Does the table (as the catalog has it now, not as this session cached it) have that column?
+
+    A writer asks before it writes a column a migration adds: the same code then runs before and
+    after the migration (lib.medallion.migration)."""
+    spark.catalog.refreshTable(table)
+    return column in spark.table(table).columns
 
 
 def in_list(values: list) -> str:

@@ -9,7 +9,10 @@
 A conversion request, answered or refused, is one event; it is answered only once Kafka has
 acknowledged that event (lib/service/publisher.py), else 503 with Retry-After. Everything the
 framework rejects before a conversion (an unknown path, an input over 64 characters, a malformed
-X-Request-Id or X-User-Id) emits nothing and gets a 4xx naming the problem and the fix.
+X-Request-Id, X-User-Id or X-Client) emits nothing and gets a 4xx naming the problem and the fix.
+
+The service writes the event schema version it was started with (EVENT_SCHEMA_VERSION); in v2 the
+event names the client app from the X-Client header ("unknown" without one).
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lib.errors import EventLogUnavailable
-from lib.service.events import handle_request
+from lib.service.events import SCHEMA_VERSION, handle_request
 from lib.service.publisher import DurablePublisher
 
 MAX_INPUT_CHARS = 64
+MAX_CLIENT_CHARS = 32
 ROUTES_HINT = "use GET /to-roman/{n}, /from-roman/{numeral}, /health, /ready or /docs"
 EVENT_NOTE = (
     "\n\nThis request becomes exactly one event on the events topic (a refused conversion too, with "
@@ -90,6 +94,7 @@ class Broker(BaseModel):
 class Health(BaseModel):
     status: str = Field(description="always ok while the process serves requests (liveness)", examples=["ok"])
     topic: str
+    schema_version: int = Field(description="the event schema version this instance writes", examples=[1])
     broker: Broker
     events: EventCounts
 
@@ -108,6 +113,10 @@ RequestId = Annotated[UUID, Header(
 UserId = Annotated[str, Header(
     alias="X-User-Id", max_length=MAX_INPUT_CHARS,
     description="who asks (the event's key, so one user's events stay in order); default anonymous",
+)]
+ClientApp = Annotated[str, Header(
+    alias="X-Client", max_length=MAX_CLIENT_CHARS, pattern=r"^[A-Za-z0-9._-]+$",
+    description="which app sends the request (web, ios, ...); kept in schema v2 events, default unknown",
 )]
 CONVERSION_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": RefusedConversion, "description": "the input has no canonical answer (still one event)"},
@@ -132,8 +141,9 @@ class AnyText(Convertor):
 register_url_convertor("text", AnyText())
 
 
-def create_app(publisher: DurablePublisher) -> FastAPI:
-    """The app around one publisher; the publisher's threads start and stop with the app's lifespan."""
+def create_app(publisher: DurablePublisher, schema_version: int = SCHEMA_VERSION) -> FastAPI:
+    """The app around one publisher; the publisher's threads start and stop with the app's lifespan.
+    Its events are in `schema_version` (lib.service.events)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -150,9 +160,11 @@ def create_app(publisher: DurablePublisher) -> FastAPI:
     )
     retry_after = math.ceil(publisher.ack_timeout_s)
 
-    async def convert(operation: str, text: str, request_id: UUID | None, user: str | None) -> JSONResponse:
+    async def convert(operation: str, text: str, request_id: UUID | None, user: str | None,
+                      client: str | None) -> JSONResponse:
         user_id = (user or "").strip() or "anonymous"
-        event = handle_request(operation, text, user_id, event_id=str(request_id) if request_id else None)
+        event = handle_request(operation, text, user_id, event_id=str(request_id) if request_id else None,
+                               schema_version=schema_version, client=client)
         headers = {"X-Request-Id": event.event_id}
         try:
             await publisher.publish(event.key, event.to_json())
@@ -171,25 +183,26 @@ def create_app(publisher: DurablePublisher) -> FastAPI:
              description="`/to-roman/1994` answers `MCMXCIV`; 0, 4000 or `abc` are refused with a 400." + EVENT_NOTE)
     async def to_roman(
         n: Annotated[str, Path(max_length=MAX_INPUT_CHARS, description="the integer, as text")],
-        request_id: RequestId = None, user: UserId = None,  # type: ignore[assignment]
+        request_id: RequestId = None, user: UserId = None, client: ClientApp = None,  # type: ignore[assignment]
     ) -> JSONResponse:
-        return await convert("to_roman", n, request_id, user)
+        return await convert("to_roman", n, request_id, user, client)
 
     @app.get("/from-roman/{numeral:text}", response_model=Conversion, responses=CONVERSION_RESPONSES,
              summary="A canonical Roman numeral as its integer",
              description="`/from-roman/MCMXCIV` answers `1994`; `IIII` or `MMMM` are refused with a 400." + EVENT_NOTE)
     async def from_roman(
         numeral: Annotated[str, Path(max_length=MAX_INPUT_CHARS, description="the numeral, upper case")],
-        request_id: RequestId = None, user: UserId = None,  # type: ignore[assignment]
+        request_id: RequestId = None, user: UserId = None, client: ClientApp = None,  # type: ignore[assignment]
     ) -> JSONResponse:
-        return await convert("from_roman", numeral, request_id, user)
+        return await convert("from_roman", numeral, request_id, user, client)
 
     @app.get("/health", response_model=Health, summary="Liveness, the broker connection and the event counts")
     async def health() -> JSONResponse:
         state = publisher.broker
         broker = {"connected": state.connected, "error": state.error,
                   "checked_s_ago": round(max(0.0, time.time() - state.checked_at), 1)}
-        return JSONResponse({"status": "ok", "topic": publisher.topic, "broker": broker,
+        return JSONResponse({"status": "ok", "topic": publisher.topic, "schema_version": schema_version,
+                             "broker": broker,
                              "events": publisher.counts()})
 
     @app.get("/ready", response_model=Ready, responses={503: {"model": Ready, "description": "Kafka is away"}},
@@ -220,6 +233,7 @@ def create_app(publisher: DurablePublisher) -> FastAPI:
 _FIXES = {
     "X-Request-Id": "send a UUID such as 906b34be-6cca-4d8f-a133-ccef78b28f6b, or no header at all",
     "X-User-Id": f"send at most {MAX_INPUT_CHARS} characters",
+    "X-Client": f"send a name of at most {MAX_CLIENT_CHARS} letters, digits, '.', '_' or '-', or no header at all",
     "n": f"send at most {MAX_INPUT_CHARS} characters",
     "numeral": f"send at most {MAX_INPUT_CHARS} characters",
 }
@@ -230,6 +244,7 @@ def _explain(exc: RequestValidationError) -> str:
     parts = []
     for error in exc.errors():
         where, name = error["loc"][0], str(error["loc"][-1])
-        name = {"x-request-id": "X-Request-Id", "x-user-id": "X-User-Id"}.get(name.lower(), name)
+        name = {"x-request-id": "X-Request-Id", "x-user-id": "X-User-Id", "x-client": "X-Client"}.get(
+            name.lower(), name)
         parts.append(f"{where} {name}: {error['msg']} ({_FIXES.get(name, 'see /docs')})")
     return "; ".join(parts)

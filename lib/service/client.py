@@ -32,7 +32,7 @@ class ServiceClient:
         self.retried = 0  # 503s answered by waiting Retry-After and asking again
 
     def ask(self, operation: str, text: str, user: str = "notebook", request_id: str | None = None,
-            retries: int = 0) -> tuple[int, dict[str, Any]]:
+            retries: int = 0, client: str | None = None) -> tuple[int, dict[str, Any]]:
         """One conversion request: (HTTP status, JSON body); the body's event_id is the request id.
 
         A 503 (Kafka did not acknowledge the event in time) is retried up to `retries` times after
@@ -41,6 +41,8 @@ class ServiceClient:
         if operation not in ROUTES:
             raise ValueError(f"operation={operation!r}: use one of {', '.join(ROUTES)}")
         headers = {"X-User-Id": user, "X-Request-Id": request_id or str(uuid.uuid4())}
+        if client:
+            headers["X-Client"] = client  # kept by a service that writes schema v2
         path = f"/{ROUTES[operation]}/{quote(text, safe='')}"
         for attempt in range(retries + 1):
             status, body, answer_headers = self.request(path, headers)

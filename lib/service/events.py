@@ -1,4 +1,10 @@
-"""The event contract: one JSON object per Kafka record, keyed by user_id, schema_version 1.
+"""The event contract: one JSON object per Kafka record, keyed by user_id, schema_version 1 or 2.
+
+Version 2 adds `client` (which app sent the request: web, ios, android, cli...), a compatible
+evolution: every v1 field keeps its name, type and meaning, so a consumer that reads only those
+reads both versions alike, and a topic holds both while the producers roll over. Which version a
+producer writes is a switch (EVENT_SCHEMA_VERSION for the service, TrafficShape.v2_share for the
+generator); Silver keeps `client` once its table has the column (lib.medallion.migration).
 
 Every conversion request becomes an event, failed ones included (success=false with the error).
 A record that is not a JSON object, or has no usable event_id, is *malformed*: it cannot be
@@ -19,11 +25,26 @@ from lib.errors import RomanError
 from lib.service.roman import convert
 
 SCHEMA_VERSION = 1
+#: Every version a consumer accepts; the newest is what a producer switched to v2 writes.
+SCHEMA_VERSIONS = (1, 2)
 OPERATIONS = ("to_roman", "from_roman")
 FIELDS = (
     "event_id", "event_time", "user_id", "operation", "input", "output",
     "success", "error", "latency_ms", "schema_version",
 )
+#: The fields each version adds to the one before it.
+ADDED_FIELDS = {2: ("client",)}
+#: The clients the generator's v2 traffic comes from (the service takes any name from X-Client).
+CLIENTS = ("web", "ios", "android", "cli")
+#: What the service writes as the client of a v2 event whose request named none.
+UNNAMED_CLIENT = "unknown"
+
+
+def fields(version: int) -> tuple[str, ...]:
+    """The fields of an event of that schema version, in order."""
+    if version not in SCHEMA_VERSIONS:
+        raise ValueError(f"schema_version={version!r}: use one of {', '.join(map(str, SCHEMA_VERSIONS))}")
+    return FIELDS + tuple(name for v in SCHEMA_VERSIONS if v <= version for name in ADDED_FIELDS.get(v, ()))
 
 
 @dataclass(frozen=True)
@@ -38,10 +59,12 @@ class ConversionEvent:
     error: str | None
     latency_ms: float
     schema_version: int = SCHEMA_VERSION
+    client: str | None = None  # schema v2
 
     def as_dict(self) -> dict[str, Any]:
-        """Fields in schema order (dataclasses.asdict deep-copies, which is slow for 100k events)."""
-        return {name: getattr(self, name) for name in FIELDS}
+        """The fields of its schema version, in order (dataclasses.asdict deep-copies, which is slow
+        for 100k events); a v1 event has no `client` key at all."""
+        return {name: getattr(self, name) for name in fields(self.schema_version)}
 
     def to_json(self) -> bytes:
         """The Kafka record value: compact JSON, keys in schema order."""
@@ -58,8 +81,12 @@ def iso(ts: datetime) -> str:
 
 
 def handle_request(operation: str, text: str, user_id: str, event_id: str | None = None,
-                   event_time: datetime | None = None) -> ConversionEvent:
-    """Answer one request and describe it as an event (the service and the generator share this)."""
+                   event_time: datetime | None = None, schema_version: int = SCHEMA_VERSION,
+                   client: str | None = None) -> ConversionEvent:
+    """Answer one request and describe it as an event (the service and the generator share this).
+
+    A v2 event always names its client (UNNAMED_CLIENT when the request did not say)."""
+    fields(schema_version)  # refuses a version this code cannot write
     began = time.perf_counter()
     try:
         output, error = convert(operation, text), None
@@ -76,6 +103,8 @@ def handle_request(operation: str, text: str, user_id: str, event_id: str | None
         success=error is None,
         error=error,
         latency_ms=latency,
+        schema_version=schema_version,
+        client=(client or UNNAMED_CLIENT) if schema_version >= 2 else None,
     )
 
 
@@ -133,8 +162,12 @@ def validation_reason(payload: str | bytes) -> str | None:
     latency = doc.get("latency_ms")
     if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
         return "bad_latency: latency_ms is missing, negative or not a number"
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        return f"bad_schema_version: {doc.get('schema_version')!r} is not {SCHEMA_VERSION}"
+    version = doc.get("schema_version")
+    if type(version) is not int or version not in SCHEMA_VERSIONS:  # not 1.0, not true
+        return f"bad_schema_version: {str(version)[:20]!r} is not one of {', '.join(map(str, SCHEMA_VERSIONS))}"
+    for name in (name for v in SCHEMA_VERSIONS if v <= version for name in ADDED_FIELDS.get(v, ())):
+        if not isinstance(doc.get(name), str) or not doc[name].strip():
+            return f"missing_field: {name} is missing or not a string (schema_version {version} has it)"
     output, error = doc.get("output"), doc.get("error")
     if doc["success"]:
         if not isinstance(output, str) or error is not None:

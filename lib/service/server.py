@@ -14,14 +14,16 @@ import uvicorn
 
 from lib.config import settings
 from lib.service.api import create_app
+from lib.service.events import SCHEMA_VERSIONS
 from lib.service.publisher import DurablePublisher
 
 
-def build_server(host: str, port: int, bootstrap: str, topic: str, ack_timeout_s: float) -> uvicorn.Server:
+def build_server(host: str, port: int, bootstrap: str, topic: str, ack_timeout_s: float,
+                 schema_version: int = 1) -> uvicorn.Server:
     """A uvicorn server for the app: uvloop and httptools, a deep accept backlog, no access log."""
     publisher = DurablePublisher(bootstrap, topic, ack_timeout_s)
     config = uvicorn.Config(
-        create_app(publisher), host=host, port=port,
+        create_app(publisher, schema_version), host=host, port=port,
         loop="uvloop", http="httptools", lifespan="on",
         backlog=2048,  # 64 clients connecting at once must not wait on a full accept queue
         access_log=False, log_level="warning",  # every conversion is an event already
@@ -41,12 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", default=cfg.events_topic, help="the events topic")
     parser.add_argument("--ack-timeout", type=float, default=cfg.service_ack_timeout_s,
                         help="seconds to wait for Kafka's acknowledgement before answering 503")
+    parser.add_argument("--schema-version", type=int, choices=SCHEMA_VERSIONS, default=cfg.event_schema_version,
+                        help="the event schema version to write (2 adds the client app, from X-Client)")
     args = parser.parse_args(argv)
     if args.ack_timeout <= 0:
         parser.error(f"--ack-timeout {args.ack_timeout}: give a positive number of seconds (default 5)")
-    server = build_server(args.host, args.port, args.bootstrap, args.topic, args.ack_timeout)
-    print(f"Roman Numeral Service on http://{args.host}:{args.port} (docs at /docs), events to {args.topic} "
-          f"at {args.bootstrap}", flush=True)
+    server = build_server(args.host, args.port, args.bootstrap, args.topic, args.ack_timeout, args.schema_version)
+    print(f"Roman Numeral Service on http://{args.host}:{args.port} (docs at /docs), events (schema "
+          f"v{args.schema_version}) to {args.topic} at {args.bootstrap}", flush=True)
     server.run()
     return 0
 

@@ -20,10 +20,10 @@ from lib.stack.process import free_port
 
 
 def command(host: str, port: int, bootstrap: str, topic: str, ack_timeout_s: float,
-            module: str = "lib.service.server") -> list[str]:
+            module: str = "lib.service.server", schema_version: int = 1) -> list[str]:
     """The command line that serves the API (the stack's service and `serving`'s instances)."""
     return [sys.executable, "-m", module, "--host", host, "--port", str(port), "--bootstrap", bootstrap,
-            "--topic", topic, "--ack-timeout", str(ack_timeout_s)]
+            "--topic", topic, "--ack-timeout", str(ack_timeout_s), "--schema-version", str(schema_version)]
 
 
 def answers(url: str) -> bool:
@@ -43,7 +43,7 @@ class RomanService(Service):
 
     def command(self, cfg: Settings) -> list[str]:
         return command(self.host, self.port, cfg.kafka_bootstrap_servers, cfg.events_topic,
-                       cfg.service_ack_timeout_s)
+                       cfg.service_ack_timeout_s, schema_version=cfg.event_schema_version)
 
     def environment(self, cfg: Settings) -> dict[str, str]:
         # Its settings go as arguments (command above), never through the parent's environment.

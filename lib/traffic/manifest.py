@@ -27,6 +27,7 @@ class Manifest:
     start: str = ""
     salt: int = 0
     requests: int = 0  # distinct valid events
+    v2_requests: int = 0  # of which in event schema v2 (with a client)
     failed_requests: int = 0
     late_events: int = 0
     duplicates: int = 0
@@ -72,6 +73,7 @@ class Manifest:
             ("requests (distinct valid events)", self.requests),
             ("  of which failed conversions", self.failed_requests),
             ("  of which late (hours/days old)", self.late_events),
+            ("  of which in schema v2 (with a client)", self.v2_requests),
             ("duplicate deliveries", self.duplicates),
             ("  of which to another partition", self.duplicates_cross_partition),
             ("invalid events (Silver rejects)", self.invalid_events),
@@ -92,6 +94,7 @@ def count_record(manifest: Manifest, record: Record, partition: int, offset: int
         manifest.requests += 1
         manifest.failed_requests += 0 if record.success else 1
         manifest.late_events += record.late
+        manifest.v2_requests += record.schema_version == 2
         op = record.operation or "?"
         manifest.by_operation[op] = manifest.by_operation.get(op, 0) + 1
     elif record.kind == "duplicate":
@@ -137,8 +140,10 @@ def offsets_predicate(doc: dict[str, Any]) -> str:
 
 def batch_event_ids(doc: dict[str, Any], partitions: int) -> dict[str, set[str]]:
     """The event_ids of a saved manifest's batch, planned again from its seed: "events" (valid
-    requests, Silver's) and "invalid" (Silver's rejects). Their union is what Bronze keeps."""
+    requests, Silver's) and "invalid" (Silver's rejects), whose union is what Bronze keeps, and
+    "v2" (the valid requests in schema v2: the ones with a client)."""
     records = plan(doc["planned_events"], doc["seed"], datetime.fromisoformat(doc["start"]), partitions,
                    salt=doc.get("salt", 0))
     return {"events": {r.event_id for r in records if r.kind == "event" and r.event_id},
-            "invalid": {r.event_id for r in records if r.kind == "invalid" and r.event_id}}
+            "invalid": {r.event_id for r in records if r.kind == "invalid" and r.event_id},
+            "v2": {r.event_id for r in records if r.kind == "event" and r.event_id and r.schema_version == 2}}

@@ -9,6 +9,11 @@
 - invalid events: a usable event_id but a wrong type or value (Silver rejects them);
 - malformed records: not JSON, not an object, no usable event_id (Bronze's dead letters).
 
+It also mixes the two event schema versions, as a topic does while the service rolls over to v2:
+a share of the requests (`v2_share`) is answered by instances that already write v2, which names
+the client app. The versions come from a random stream of their own, so a seed's other choices
+(users, inputs, times, event_ids) do not depend on the share.
+
 Each record knows its kind, so `lib.traffic.produce` can count what the broker acknowledged in
 a Manifest that later notebooks check their counts against. The same seed gives the same records.
 """
@@ -24,7 +29,7 @@ from datetime import datetime, timedelta
 
 from kafka.partitioner.default import murmur2
 
-from lib.service.events import handle_request
+from lib.service.events import CLIENTS, handle_request
 from lib.service.roman import to_roman
 
 BAD_INPUTS = {
@@ -49,6 +54,8 @@ class TrafficShape:
     invalid_share: float = 0.01
     malformed_share: float = 0.01
     disorder_seconds: float = 20.0  # on-time events arrive up to this much out of order
+    v2_share: float = 0.3  # of the requests: answered by instances already on schema v2
+    client_weights: tuple[float, ...] = (50, 25, 20, 5)  # of lib.service.events.CLIENTS, in v2 events
 
 
 @dataclass
@@ -65,6 +72,7 @@ class Record:
     operation: str | None = None
     cross_partition: bool = False
     position: float = 0.0  # send order
+    schema_version: int = 1
 
 
 def _uuid(rng: random.Random, salt: int = 0) -> str:
@@ -86,6 +94,7 @@ def plan(events: int, seed: int, start: datetime, partitions: int, shape: Traffi
         raise ValueError(f"events={events!r}: give a positive whole number of requests, e.g. --events 1000")
     shape = shape or TrafficShape()
     rng = random.Random(seed)
+    versions = random.Random(seed * 7919 + 2)
     users = [f"user-{i:04d}" for i in range(1, shape.users + 1)]
     # Zipf-like activity: user-0001 sends most, the tail sends a little.
     cum_weights = list(itertools.accumulate(1 / (i**1.1) for i in range(1, shape.users + 1)))
@@ -103,10 +112,14 @@ def plan(events: int, seed: int, start: datetime, partitions: int, shape: Traffi
         late = rng.random() < shape.late_share
         if late:
             when -= timedelta(hours=rng.uniform(*shape.late_hours))
-        event = handle_request(operation, text, user, event_id=_uuid(rng, salt), event_time=when)
+        v2 = versions.random() < shape.v2_share
+        client = versions.choices(CLIENTS, weights=shape.client_weights)[0] if v2 else None
+        event = handle_request(operation, text, user, event_id=_uuid(rng, salt), event_time=when,
+                               schema_version=2 if v2 else 1, client=client)
         event = replace(event, latency_ms=round(rng.lognormvariate(0.0, 0.6), 3))
         records.append(Record(event.key, event.to_json(), _partition_for(event.key, partitions), "event",
-                              event.event_id, late, event.success, operation, position=float(i)))
+                              event.event_id, late, event.success, operation, position=float(i),
+                              schema_version=event.schema_version))
     _add_duplicates(records, rng, shape, partitions)
     _add_invalid(records, rng, shape, users, start, partitions, salt)
     _add_malformed(records, rng, shape, users, partitions, salt)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,8 +29,9 @@ def _via_service(cfg: Settings, records: list[Record]) -> tuple[list[Record], in
     The service answers 200 or 400 only once Kafka has acknowledged the request's event, so an
     answer is the acknowledgement; a 503 is retried with the same request id. The service stamps
     event_time itself, so late events, replays to another partition, invalid and malformed records
-    cannot come through it: those are produced directly. Returns the records still to produce and
-    how many requests the service took.
+    cannot come through it: those are produced directly. The service writes the schema version it
+    runs with (EVENT_SCHEMA_VERSION), naming the planned client in v2. Returns the records still to
+    produce and how many requests the service took.
     """
     through = [r for r in records if r.kind in ("event", "duplicate") and not r.late and not r.cross_partition]
     through_ids = {id(r) for r in through}
@@ -39,7 +41,8 @@ def _via_service(cfg: Settings, records: list[Record]) -> tuple[list[Record], in
         with ServiceClient(cfg) as client:
             for record in chunk:
                 doc = json.loads(record.value)
-                status, body = client.ask(doc["operation"], doc["input"], doc["user_id"], doc["event_id"], retries=3)
+                status, body = client.ask(doc["operation"], doc["input"], doc["user_id"], doc["event_id"], retries=3,
+                                          client=doc.get("client"))
                 if status not in (200, 400):
                     raise ProduceError(f"the service answered {status} for {doc['operation']}({doc['input']!r}): "
                                        f"{body.get('error', body)}")
@@ -95,8 +98,8 @@ def produce(cfg: Settings, events: int, seed: int = 7, start: datetime | None = 
     direct_ids = {id(r): i for i, r in enumerate(direct)}
     for record in records:
         index = direct_ids.get(id(record))
-        if index is None:  # went through the service, which waited for the broker's ack
-            count_record(manifest, record, record.partition, None)
+        if index is None:  # went through the service, which waited for the broker's ack, in its own version
+            count_record(manifest, replace(record, schema_version=cfg.event_schema_version), record.partition, None)
         elif index in acks:
             count_record(manifest, record, *acks[index])
     manifest.by_operation = dict(sorted(manifest.by_operation.items()))

@@ -20,9 +20,19 @@ from lib.medallion.bronze import committed_positions, run_bronze
 from lib.medallion.catalog import catalog, keep_raw_payload
 from lib.medallion.gold import run_gold
 from lib.medallion.invariants import check_all
+from lib.medallion.migration import current_snapshot, run_migration, snapshot_before_column
 from lib.medallion.silver import run_silver
 from lib.medallion.spark import spark_session
-from lib.medallion.tables import BRONZE_DEAD_LETTER, BRONZE_EVENTS, GOLD_DAILY, SILVER_EVENTS, SILVER_REJECTED
+from lib.medallion.tables import (
+    BRONZE_DEAD_LETTER,
+    BRONZE_EVENTS,
+    GOLD_CLIENTS,
+    GOLD_DAILY,
+    SILVER_EVENTS,
+    SILVER_REJECTED,
+    has_column,
+)
+from lib.traffic.manifest import batch_event_ids
 from lib.traffic.produce import produce
 
 pytestmark = pytest.mark.integration
@@ -202,3 +212,52 @@ def test_an_old_dead_letter_table_is_migrated_to_raw_bytes(cfg: Settings, spark)
     assert list(rows.payload_text) == ["not json", "\ufffd"] and list(rows.payload) == [None, b"\xff"]
     spark.sql(f"DROP TABLE {name} PURGE")
 
+
+
+def test_v1_and_v2_land_then_the_migration_fills_client_once_and_time_travel_keeps_the_old_schema(
+        cfg: Settings, spark) -> None:
+    # Silver as it was before event schema v2: on a stack where the migration already ran (a second
+    # `make test`), its column goes away first, so the real migration runs every time.
+    if has_column(spark, SILVER_EVENTS, "client"):
+        spark.sql(f"ALTER TABLE {SILVER_EVENTS} DROP COLUMN client")
+    manifest = produce(cfg, 400, seed=fresh_seed(), progress=False, save=False)
+    assert 0 < manifest.v2_requests < manifest.requests  # the topic holds both versions
+    before = counts(spark)
+    run_bronze(spark, cfg)
+    run_silver(spark, *EVER)
+    grown = delta(counts(spark), before)
+    assert grown[BRONZE_EVENTS] == manifest.distinct_events and grown[SILVER_EVENTS] == manifest.requests
+    assert grown[SILVER_REJECTED] == manifest.invalid_events  # a v2 event is valid, in Silver, without its client
+    assert not has_column(spark, SILVER_EVENTS, "client")
+    old_columns = spark.table(SILVER_EVENTS).columns
+
+    first = run_migration(spark, *EVER)
+    assert first.columns_added == [f"{SILVER_EVENTS}.client"]
+    assert first.to_fill == first.filled >= manifest.v2_requests
+    ids = batch_event_ids(manifest.to_dict(), cfg.events_partitions)
+    batch = spark.createDataFrame([(i,) for i in sorted(ids["events"])], "event_id STRING")
+    rows = spark.table(SILVER_EVENTS).join(batch, "event_id", "left_semi") \
+        .select("event_id", "schema_version", "client").toPandas()
+    assert len(rows) == manifest.requests
+    v2 = rows[rows.event_id.isin(ids["v2"])]
+    assert len(v2) == manifest.v2_requests and v2.client.notna().all() and (v2.schema_version == 2).all()
+    assert rows[~rows.event_id.isin(ids["v2"])].client.isna().all()
+
+    snapshot = current_snapshot(spark, SILVER_EVENTS)
+    second = run_migration(spark, *EVER)
+    assert (second.columns_added, second.to_fill, second.filled) == ([], 0, 0)
+    assert current_snapshot(spark, SILVER_EVENTS) == snapshot  # nothing committed the second time
+
+    before_migration = snapshot_before_column(cfg, SILVER_EVENTS, "client")
+    assert before_migration is not None
+    old = spark.sql(f"SELECT * FROM {SILVER_EVENTS} VERSION AS OF {before_migration}")
+    assert old.columns == old_columns and "client" not in old.columns
+    assert spark.table(SILVER_EVENTS).columns == [*old_columns, "client"]
+
+    # Gold's next run covers the migration's re-processing: the per-client breakdown appears.
+    run_gold(spark, *EVER)
+    assert spark.table(GOLD_CLIENTS).count() > 0
+    checks = check_all(spark, cfg, layers=("silver", "gold"))
+    assert {c.name for c in checks} >= {"silver's client = the raw payload's, for every v2 event",
+                                        "gold per client = full recompute from silver"}
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lib.service.events import as_text, handle_request, malformed_reason, validation_reason
+from lib.service.events import FIELDS, as_text, fields, handle_request, malformed_reason, validation_reason
 
 WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -18,8 +18,15 @@ def _valid(**changes: object) -> str:
     return json.dumps(doc)
 
 
-def _without(name: str) -> str:
-    doc = json.loads(_valid())
+def _v2(**changes: object) -> str:
+    doc = handle_request("to_roman", "1994", "alice", event_id="e-1", event_time=WHEN, schema_version=2,
+                         client="ios").as_dict()
+    doc.update(changes)
+    return json.dumps(doc)
+
+
+def _without(name: str, payload: str | None = None) -> str:
+    doc = json.loads(payload or _valid())
     del doc[name]
     return json.dumps(doc)
 
@@ -29,6 +36,26 @@ def test_a_real_answer_is_valid_success_or_failure() -> None:
     failed = handle_request("from_roman", "IIII", "bob", event_id="e-2", event_time=WHEN).to_json()
     assert validation_reason(failed) is None
     assert validation_reason(_valid().encode()) is None  # bytes as Kafka hands them over
+
+
+def test_both_schema_versions_are_valid_and_v2_only_adds_client() -> None:
+    v1, v2 = json.loads(_valid()), json.loads(_v2())
+    assert tuple(v1) == FIELDS == fields(1) and "client" not in v1
+    assert tuple(v2) == (*FIELDS, "client") == fields(2)
+    assert {k: v for k, v in v2.items() if k not in ("client", "schema_version", "latency_ms")} == \
+        {k: v for k, v in v1.items() if k not in ("schema_version", "latency_ms")}
+    assert (v1["schema_version"], v2["schema_version"], v2["client"]) == (1, 2, "ios")
+    assert validation_reason(_v2()) is None
+    # a v1 event that happens to carry a client is still a valid v1 event (unknown fields are ignored)
+    assert validation_reason(_valid(client="web")) is None
+
+
+def test_a_v2_event_always_names_a_client_and_v3_cannot_be_written() -> None:
+    unnamed = handle_request("to_roman", "7", "carol", schema_version=2)
+    assert unnamed.client == "unknown" and validation_reason(unnamed.to_json()) is None
+    assert handle_request("to_roman", "7", "carol", client="web").as_dict().get("client") is None
+    with pytest.raises(ValueError, match="schema_version=3: use one of 1, 2"):
+        handle_request("to_roman", "7", "carol", schema_version=3)
 
 
 @pytest.mark.parametrize(("payload", "code", "detail"), [
@@ -44,8 +71,18 @@ def test_a_real_answer_is_valid_success_or_failure() -> None:
     (_valid(latency_ms="fast"), "bad_latency", "not a number"),
     (_valid(latency_ms=-1), "bad_latency", "negative"),
     (_valid(latency_ms=True), "bad_latency", "not a number"),
-    (_valid(schema_version=2), "bad_schema_version", "2 is not 1"),
-    (_without("schema_version"), "bad_schema_version", "None is not 1"),
+    (_valid(schema_version=3), "bad_schema_version", "'3' is not one of 1, 2"),
+    (_v2(schema_version=3), "bad_schema_version", "'3' is not one of 1, 2"),
+    (_valid(schema_version=1.0), "bad_schema_version", "'1.0' is not one of 1, 2"),
+    (_valid(schema_version="1"), "bad_schema_version", "'1' is not one of 1, 2"),
+    (_valid(schema_version=True), "bad_schema_version", "'True' is not one of 1, 2"),
+    (_without("schema_version"), "bad_schema_version", "'None' is not one of 1, 2"),
+    (_valid(schema_version=2), "missing_field", "client is missing or not a string (schema_version 2 has it)"),
+    (_without("client", _v2()), "missing_field", "client is missing"),
+    (_v2(client=None), "missing_field", "client"),
+    (_v2(client=" "), "missing_field", "client"),
+    (_v2(client=7), "missing_field", "client"),
+    (_v2(output="MCMXCV"), "wrong_output", "'MCMXCV' is not to_roman('1994') = 'MCMXCIV'"),
     (_valid(output=None), "inconsistent", "a successful event needs an output"),
     (_valid(error="boom"), "inconsistent", "a successful event needs an output and no error"),
     (_valid(output="MCMXCV"), "wrong_output", "'MCMXCV' is not to_roman('1994') = 'MCMXCIV'"),

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lib.service.events import FIELDS, malformed_reason
+from lib.service.events import CLIENTS, fields, malformed_reason, validation_reason
 from lib.service.roman import convert
-from lib.traffic.plan import plan
+from lib.traffic.plan import TrafficShape, plan
 
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -35,8 +35,9 @@ def test_events_follow_the_schema_and_answers_are_right() -> None:
         if record.kind != "event":
             continue
         doc = json.loads(record.value)
-        assert tuple(doc) == FIELDS
-        assert doc["schema_version"] == 1
+        assert doc["schema_version"] == record.schema_version in (1, 2)
+        assert tuple(doc) == fields(record.schema_version)
+        assert validation_reason(record.value) is None
         assert record.key == doc["user_id"].encode()
         datetime.fromisoformat(doc["event_time"])
         if doc["success"]:
@@ -91,3 +92,15 @@ def test_a_salt_keeps_the_batch_and_changes_only_its_event_ids() -> None:
     assert len(ids_a) == len(ids_b) and not ids_a & ids_b
     strip = [(json.loads(r.value) | {"event_id": None}) for r in a if r.kind == "event"]
     assert strip == [(json.loads(r.value) | {"event_id": None}) for r in b if r.kind == "event"]
+
+
+def test_a_batch_mixes_both_schema_versions_and_the_share_changes_nothing_else() -> None:
+    records = [r for r in plan(2000, 5, START, 3) if r.kind == "event"]
+    v2 = [json.loads(r.value) for r in records if r.schema_version == 2]
+    assert 0.25 < len(v2) / len(records) < 0.35  # the default share, 0.3
+    assert {d["client"] for d in v2} == set(CLIENTS)
+    only_v1 = [r for r in plan(2000, 5, START, 3, TrafficShape(v2_share=0.0)) if r.kind == "event"]
+    assert all(r.schema_version == 1 for r in only_v1)
+    # the versions have a random stream of their own: the same requests, users, times and event_ids
+    assert [r.event_id for r in only_v1] == [r.event_id for r in records]
+    assert [json.loads(r.value)["input"] for r in only_v1] == [json.loads(r.value)["input"] for r in records]
