@@ -79,7 +79,7 @@ test-unit: $(VENV)/.installed $(AIRFLOW_VENV)/.installed ## Unit tests: no servi
 test-integration: setup ## Integration tests against the embedded stack (started and stopped by the session)
 	$(VPY) -m pytest tests/integration
 
-test-notebooks: setup ## 01-06 by papermill with small parameters, then nbval over the committed notebooks
+test-notebooks: setup ## 01-05 by papermill with small parameters, then nbval over the committed notebooks
 	$(VPY) -m pytest tests/notebooks notebooks $(NBVAL)
 
 up: setup ## Start the embedded stack (Kafka, Iceberg REST catalog, Flink)

@@ -92,14 +92,15 @@ def alter_statement(column: AddedColumn) -> Statement:
 def to_fill_statement(start: datetime, end: datetime) -> Statement:
     """The v2 events of the interval whose Silver row has no client yet, with the client their raw payload names."""
     return Statement("migrate.rederive", lines(
-        f"SELECT s.event_id, s.event_date, {payload_field('client', 'b.payload')} AS client",
-        f"FROM {SILVER_EVENTS} s",
-        f"JOIN {BRONZE_EVENTS} b  -- the raw payload, as received",
-        "  ON b.event_id = s.event_id AND b.event_date = s.event_date",
-        f"WHERE {time_window('s.event_time', start, end)}  -- the history to reprocess",
-        "  AND s.schema_version = 2 AND s.client IS NULL  -- not filled yet: a second run finds none",
-        f"  AND {payload_field('client', 'b.payload')} IS NOT NULL"),
-        "the new column for history, re-derived from Bronze's raw payloads with Silver's own definition")
+        "SELECT * FROM (",
+        f"  SELECT s.event_id, s.event_date, {payload_field('client', 'b.payload')} AS client",
+        f"  FROM {SILVER_EVENTS} s",
+        f"  JOIN {BRONZE_EVENTS} b  -- the raw payload, as received",
+        "    ON b.event_id = s.event_id AND b.event_date = s.event_date",
+        f"  WHERE {time_window('s.event_time', start, end)}  -- the history to reprocess",
+        "    AND s.schema_version = 2 AND s.client IS NULL)  -- not filled yet: a second run finds none",
+        "WHERE client IS NOT NULL"),
+        "the new column for history, re-derived from Bronze's raw payloads, typed as Silver types it")
 
 
 def fill_statement(source: str, dates: list, processed_at: datetime) -> Statement:
@@ -159,8 +160,9 @@ def current_snapshot(spark: SparkSession, table: str) -> int | None:
 
 
 def schema_history(cfg: Settings, table: str) -> list[dict[str, Any]]:
-    """Every schema the table has had: its id, its columns, what it added, and the first snapshot
-    written with it (read through PyIceberg: the catalog's metadata, not a Spark session's)."""
+    """Every schema the table has had: its id, its columns, what it added or dropped (by field id: a
+    column dropped and added again is a new field), and the first snapshot written with it (read
+    through PyIceberg: the catalog's metadata, not a Spark session's)."""
     from lib.medallion.catalog import catalog
 
     meta = catalog(cfg).load_table(table).metadata
@@ -168,14 +170,16 @@ def schema_history(cfg: Settings, table: str) -> list[dict[str, Any]]:
     for snapshot in sorted(meta.snapshots, key=lambda s: s.timestamp_ms):
         if snapshot.schema_id is not None:
             first_snapshot.setdefault(snapshot.schema_id, snapshot.snapshot_id)
-    rows, seen = [], []
+    rows: list[dict[str, Any]] = []
+    seen: dict[int, str] = {}
     for schema in sorted(meta.schemas, key=lambda s: s.schema_id):
-        names = [f.name for f in schema.fields]
-        rows.append({"schema_id": schema.schema_id, "columns": len(names),
-                     "added": ", ".join(n for n in names if n not in seen) if seen else "(the first schema)",
+        fields = {f.field_id: f.name for f in schema.fields}
+        added = ", ".join(n for i, n in fields.items() if i not in seen) if seen else "(the first schema)"
+        rows.append({"schema_id": schema.schema_id, "columns": len(fields), "added": added,
+                     "dropped": ", ".join(n for i, n in seen.items() if i not in fields),
                      "first snapshot with it": first_snapshot.get(schema.schema_id),
                      "current": schema.schema_id == meta.current_schema_id})
-        seen = names
+        seen = fields
     return rows
 
 

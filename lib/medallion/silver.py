@@ -74,9 +74,10 @@ def validate_statement(start: datetime, end: datetime) -> Statement:
 
 
 def payload_field(name: str, payload: str = "payload") -> str:
-    """SQL for one typed field of a raw payload: the one definition Silver's runs and the migration's
-    reprocessing share."""
-    return f"from_json({payload}, '{TYPED_SCHEMA}').{name}"
+    """SQL for one typed field of a raw payload, typed as in TYPED_SCHEMA: what the migration's
+    reprocessing derives a column with, the way Silver's runs do."""
+    types = dict(part.strip().split(" ", 1) for part in TYPED_SCHEMA.split(","))
+    return f"from_json({payload}, '{name} {types[name]}').{name}"
 
 
 def typed_statement(source: str, processed_at: datetime, migrated: tuple[str, ...] = ()) -> Statement:

@@ -66,11 +66,11 @@ class Instance:
 
 @contextmanager
 def serving(bootstrap: str, topic: str, ack_timeout_s: float, module: str = "lib.service.server",
-            host: str = "127.0.0.1", timeout_s: float = 30.0) -> Iterator[Instance]:
+            host: str = "127.0.0.1", timeout_s: float = 30.0, schema_version: int = 1) -> Iterator[Instance]:
     """A service process of its own on a free port (tests, benchmarks): answering /health, then stopped by SIGTERM."""
     port = free_port(host)
     url = f"http://{host}:{port}"
-    argv = command(host, port, bootstrap, topic, ack_timeout_s, module)
+    argv = command(host, port, bootstrap, topic, ack_timeout_s, module, schema_version)
     with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: a chatty process never blocks on it
         proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT, text=True)

@@ -26,6 +26,7 @@ from schemathesis import GenerationMode
 from lib import stack
 from lib.config import Settings
 from lib.kafka import end_offsets, ensure_topic, read_range
+from lib.service.events import validation_reason
 from lib.stack.roman import serving
 
 pytestmark = pytest.mark.integration
@@ -77,6 +78,7 @@ def test_an_answer_means_its_event_is_on_the_topic(service: Service) -> None:
     ("/to-roman/5", {"X-Request-Id": "not-a-uuid"}, 422, "X-Request-Id"),
     ("/to-roman/" + "1" * 65, {}, 422, "at most 64 characters"),
     ("/to-roman/5", {"X-User-Id": "u" * 65}, 422, "X-User-Id"),
+    ("/to-roman/5", {"X-Client": "my app!"}, 422, "X-Client"),
 ])
 def test_what_is_not_a_conversion_is_refused_and_emits_nothing(service: Service, path: str, headers: dict,
                                                               status: int, needle: str) -> None:
@@ -84,6 +86,21 @@ def test_what_is_not_a_conversion_is_refused_and_emits_nothing(service: Service,
     answer = requests.get(service.url + path, headers=headers, timeout=10)
     assert answer.status_code == status and needle in answer.json()["error"], answer.text
     assert sum(service.events().values()) == before
+
+
+def test_a_service_switched_to_schema_v2_names_the_client_and_its_events_are_valid(live_stack: Settings) -> None:
+    topic = f"service-v2-{uuid.uuid4().hex[:8]}"
+    ensure_topic(live_stack.kafka_bootstrap_servers, topic, live_stack.events_partitions)
+    with serving(live_stack.kafka_bootstrap_servers, topic, ACK_TIMEOUT_S, schema_version=2) as server:
+        assert requests.get(server.url + "/health", timeout=10).json()["schema_version"] == 2
+        named = requests.get(server.url + "/to-roman/1994", headers={"X-Client": "ios"}, timeout=10)
+        unnamed = requests.get(server.url + "/from-roman/IIII", timeout=10)
+        assert (named.status_code, unnamed.status_code) == (200, 400)
+    records = read_range(live_stack.kafka_bootstrap_servers, topic, {},
+                         end_offsets(live_stack.kafka_bootstrap_servers, topic))
+    docs = {doc["event_id"]: doc for doc in (json.loads(r.value) for r in records)}
+    assert docs[named.json()["event_id"]]["client"] == "ios" and docs[unnamed.json()["event_id"]]["client"] == "unknown"
+    assert all(doc["schema_version"] == 2 and validation_reason(json.dumps(doc)) is None for doc in docs.values())
 
 
 def test_the_contract_is_an_openapi_document(service: Service) -> None:

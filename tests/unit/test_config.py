@@ -85,7 +85,8 @@ def test_cluster_mode_points_spark_at_the_standalone_master(monkeypatch: pytest.
 
 @pytest.mark.parametrize(
     ("name", "value", "needle"),
-    [("WAREHOUSE", "hdfs", "use file"), ("CLUSTER", "maybe", "use 1"), ("SPARK_MASTER", "yarn", "spark://host:port")],
+    [("WAREHOUSE", "hdfs", "use file"), ("CLUSTER", "maybe", "use 1"), ("SPARK_MASTER", "yarn", "spark://host:port"),
+     ("EVENT_SCHEMA_VERSION", "3", "use 1 .the default. or 2")],
 )
 def test_bad_modes_say_what_is_accepted(monkeypatch: pytest.MonkeyPatch, name: str, value: str, needle: str) -> None:
     monkeypatch.setenv(name, value)

@@ -123,3 +123,16 @@ def test_run_with_the_stack_down_names_only_what_the_job_needs(tmp_path: Path) -
     assert "flink" not in out.stderr and "roman-service" not in out.stderr  # a Spark batch job needs neither
     assert "make up" in out.stderr
 
+
+
+def test_a_job_with_no_schedule_needs_its_interval_and_no_scheduler_runs_it() -> None:
+    from lib.jobs.registry import scheduled_jobs
+
+    with pytest.raises(ParameterError, match="migrate-silver has no schedule, so no default interval"):
+        parameters("migrate-silver")
+    params = parameters("migrate-silver", "2026-01-01", "2027-01-01")
+    assert params == {"LESSON": False, "INTERVAL_START": "2026-01-01T00:00:00+00:00",
+                      "INTERVAL_END": "2027-01-01T00:00:00+00:00"}
+    with pytest.raises(ParameterError, match="does not take --backfill"):
+        parameters("migrate-silver", "2026-01-01", "2027-01-01", backfill=True)
+    assert [j.name for j in scheduled_jobs()] == ["bronze", "silver", "gold"]
