@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import bounded_backlog, medallion, produce_rate, service_load, stream_latency
+from bench import bounded_backlog, medallion, produce_rate, service_load, stream_latency, throughput
 
 BENCHMARKS = {"produce": produce_rate.main, "medallion": medallion.main, "stream": stream_latency.main,
-              "backlog": bounded_backlog.main, "service": service_load.main}
+              "backlog": bounded_backlog.main, "service": service_load.main, "throughput": throughput.main}
 
 
 def main(argv: list[str]) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from lib import faults
 from lib.config import Settings
@@ -170,13 +171,15 @@ def dead_letters_statement(source: str) -> Statement:
 
 
 def dedup_statement(source: str) -> Statement:
-    """One row per event_id: the earliest delivery (lowest partition, then offset) wins."""
+    """One row per event_id: the earliest delivery (lowest partition, then offset) wins; `deliveries`
+    says how many the batch held (one sort serves both windows)."""
     return Statement("bronze.dedup", lines(
-        f"SELECT {', '.join(columns(BRONZE_EVENTS))}",
+        f"SELECT {', '.join(columns(BRONZE_EVENTS))}, deliveries",
         "FROM (",
-        "  SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) AS delivery",
+        "  SELECT *, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) AS delivery,",
+        "         COUNT(*) OVER (PARTITION BY event_id) AS deliveries",
         f"  FROM {source})",
-        "WHERE delivery = 1  -- the first delivery of each event_id"),
+        "WHERE delivery = 1  -- the first delivery of each event_id; deliveries counts them all"),
         "duplicates within the batch: a client retry, a replay by a second producer")
 
 
@@ -194,7 +197,8 @@ def split(spark: SparkSession, source: str, window: str | None = None) -> tuple[
 
 
 def first_delivery(spark: SparkSession, source: str) -> DataFrame:
-    """One row per event_id of the events in the view `source` (see dedup_statement)."""
+    """One row per event_id of the events in the view `source`, with its count of deliveries
+    (see dedup_statement)."""
     return query(spark, dedup_statement(source))
 
 
@@ -225,15 +229,18 @@ def _run_once(spark: SparkSession, cfg: Settings, backfill: bool, start: datetim
     with ExitStack() as staged:
         read_kafka(spark, cfg, run.ranges)
         staged.callback(spark.catalog.dropTempView, "bronze_kafka")
+        # Two things are kept for the run: the classified records (Kafka is read and classified once)
+        # and the deduplicated batch. Events and dead letters are views over the first.
         records = _staged(staged, spark, classify(spark, "bronze_kafka", naive_utc()), "bronze_records")
         events, dead = split(spark, "bronze_records", window)
-        events = _staged(staged, spark, events, "bronze_read")
-        batch = _staged(staged, spark, first_delivery(spark, "bronze_read"), "bronze_batch")
-        dead = _staged(staged, spark, dead, "bronze_dead")
-        run.records_read = records.count()
-        distinct = batch.count()
-        run.duplicates_in_batch = events.count() - distinct
-        run.malformed = dead.count()
+        staged.enter_context(temp_view(spark, events, "bronze_read"))
+        deduplicated = _staged(staged, spark, first_delivery(spark, "bronze_read"), "bronze_deduplicated")
+        # Every figure from one pass over each: no count per step.
+        read = records.agg(F.count("*"), F.count("reason")).first()
+        run.records_read, run.malformed = int(read[0]), int(read[1])
+        kept = deduplicated.agg(F.count("*"), F.sum("deliveries")).first()
+        run.duplicates_in_batch = int(kept[1] or 0) - int(kept[0])
+        batch = deduplicated.select(*columns(BRONZE_EVENTS))
         nearby = date_predicate(spark, batch, slack=DATE_SLACK)
         faults.checkpoint("bronze.before_events")
         merge = run.commits["bronze.merge_events"] = insert_new(spark, batch, insert_only(

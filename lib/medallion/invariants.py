@@ -6,7 +6,6 @@ never from what a job reported, so a job that lies about its work cannot pass.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,7 +30,7 @@ from lib.medallion.tables import (
     SILVER_REJECTED,
     has_column,
 )
-from lib.service.events import malformed_reason
+from lib.service.events import parse_record
 from lib.traffic.manifest import batch_event_ids, offsets_predicate
 
 
@@ -52,7 +51,7 @@ def _invariant(name: str, figures: dict[str, int], must_be_zero: list[str]) -> I
 
 def kafka_accounted(spark: SparkSession, cfg: Settings) -> Invariant:
     """Every Kafka record Bronze committed is in exactly one of bronze events (one row per distinct
-    event_id) or dead letters. Kafka is read and parsed here with kafka-python and json, not with
+    event_id) or dead letters. Kafka is read and parsed here with librdkafka and json, not with
     Bronze's own Spark read and SQL, so a bug in those cannot hide itself."""
     topic = cfg.events_topic
     starts = beginning_offsets(cfg.kafka_bootstrap_servers, topic)
@@ -62,8 +61,9 @@ def kafka_accounted(spark: SparkSession, cfg: Settings) -> Invariant:
     event_ids: set[str] = set()
     dead: set[tuple[int, int]] = set()
     for record in records:
-        if malformed_reason(record.value) is None:
-            event_ids.add(json.loads(record.value)["event_id"])
+        doc, _ = parse_record(record.value)
+        if doc is not None:
+            event_ids.add(doc["event_id"])
         else:
             dead.add((record.partition, record.offset))
     bronze = spark.table(BRONZE_EVENTS).where(f"kafka_topic = '{topic}'").select("event_id").toPandas().event_id
@@ -113,15 +113,17 @@ def bronze_is_silver_plus_rejected(spark: SparkSession) -> Invariant:
 
 
 def silver_covers(spark: SparkSession, start: datetime, end: datetime) -> Invariant:
-    """Every bronze row ingested in [start, end) is in exactly one of silver or rejected."""
+    """Every bronze row ingested in [start, end) is in exactly one of silver or rejected, and in silver
+    once. One join and one pass give every figure (a scheduled run checks a million rows in seconds)."""
     ids = bronze_interval(spark, start, end).select("event_id")
-    silver = spark.table(SILVER_EVENTS).select("event_id")
-    rejected = spark.table(SILVER_REJECTED).select("event_id")
-    figures = {"bronze rows of the interval": ids.count(),
-               "in silver": ids.intersect(silver).count(), "in rejected": ids.intersect(rejected).count(),
-               "not processed": ids.subtract(silver.union(rejected)).count(),
-               "in both": ids.intersect(silver).intersect(rejected).count(),
-               "doubled in silver": silver.groupBy("event_id").count().where("count > 1").count()}
+    silver = spark.table(SILVER_EVENTS).groupBy("event_id").agg(F.count("*").alias("silver_rows"))
+    rejected = spark.table(SILVER_REJECTED).groupBy("event_id").agg(F.count("*").alias("rejected_rows"))
+    found = ids.join(silver, "event_id", "left").join(rejected, "event_id", "left")
+    s, r = F.col("silver_rows").isNotNull(), F.col("rejected_rows").isNotNull()
+    row = found.agg(F.count("*"), F.count_if(s), F.count_if(r), F.count_if(~s & ~r), F.count_if(s & r),
+                    F.count_if(F.col("silver_rows") > 1)).first()
+    figures = dict(zip(["bronze rows of the interval", "in silver", "in rejected", "not processed", "in both",
+                        "doubled in silver"], (int(v) for v in row), strict=True))
     return _invariant("bronze rows of the interval = silver + rejected", figures,
                       ["not processed", "in both", "doubled in silver"])
 
