@@ -50,13 +50,11 @@ class AddedColumn:
     name: str
     type: str
     doc: str
-    #: The event schema version that brought it.
-    version: int
 
 
 #: What event schema v2 adds to Silver.
 ADDED = (AddedColumn(SILVER_EVENTS, "client", "STRING",
-                     "which app sent the request (event schema v2); NULL for v1 events", version=2),)
+                     "which app sent the request (event schema v2); NULL for v1 events"),)
 
 
 @dataclass
