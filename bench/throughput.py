@@ -1,10 +1,19 @@
-"""Throughput: a million requests through `python -m lib run bronze`, then silver and gold over the whole range.
+"""Throughput: a million requests through Bronze, Silver and Gold, and through the Flink stream.
 
-On the private bench stack (bench.medallion: its own ports and STACK_HOME), the way an operator runs the
-jobs: each one a `python -m lib run` process (papermill, the kernel, Spark's start and the job's own checks
-included), on tables dropped beforehand. The topic is produced once and kept: a second run of the benchmark
-reads the same records again. Goals from the throughput issue: the three together within 150 s; Bronze
->= 20k records/s, Silver >= 30k, Gold >= 100k.
+On the private bench stack (bench.medallion's home, Flink on ports of its own), over one topic of 1M
+produced requests (about 1.06M records: the usual duplicates, late and malformed records), kept between
+invocations. Every part starts from dropped tables; the figures are measured side by side in one run:
+
+1. Layers: `run_bronze`, then `run_silver` and `run_gold` over the whole range, in one Spark session
+   (what a layer's own work costs), with the peak resident memory of the stack and this driver.
+2. Bronze against a plain append: the same Kafka range read by Spark and appended, as it comes, to an
+   unpartitioned Iceberg table (no classification, no dedup, no MERGE). Goal: Bronze <= 2.0x.
+3. The operator's way: `python -m lib run bronze`, then `silver` and `gold`, each a process of its own
+   (papermill, the kernel, Spark's start and the job's checks included). Goal: <= 150 s together
+   (the issue's must), <= 90 s (its stretch goal).
+4. The Flink job drains the 1M backlog from the earliest offset (its committed offsets reaching the end,
+   a checkpoint included), then the same job with every sink a blackhole. Goals: >= 20k records/s and
+   a ratio of the two >= 0.5 (what the sinks cost).
 """
 
 from __future__ import annotations
@@ -19,67 +28,174 @@ from datetime import UTC, datetime
 
 from tabulate import tabulate
 
-from bench.medallion import PRIVATE_HOME, RESULTS, private_settings
+from bench.medallion import RESULTS, PeakMemory, private_settings, timed
 from lib import stack
-from lib.config import ROOT
+from lib.config import ROOT, Settings
 from lib.kafka import end_offsets
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS") or 1_000_000)
-GOAL_TOTAL_S = 150
+GOAL_TOTAL_S, STRETCH_TOTAL_S = 150, 90
 GOAL_RECORDS_PER_S = {"bronze": 20_000, "silver": 30_000, "gold": 100_000}
+GOAL_APPEND_RATIO = 2.0
+GOAL_FLINK_RECORDS_PER_S, GOAL_FLINK_RATIO = 20_000, 0.5
+GOAL_PEAK_GIB = 4.0
 WHOLE_RANGE = ["--start", "2000-01-01", "--end", "2100-01-01"]
+EVER = (datetime(2000, 1, 1), datetime(2100, 1, 1))
+FLINK_TIMEOUT_S = 1800
 
 
-def drop_medallion_tables(cfg) -> None:
-    """Every table of the three layers, purged through the catalog (PyIceberg: no Spark needed)."""
+def bench_settings() -> Settings:
+    """The private stack, Flink included (a job's notebook checks that the whole stack is up)."""
+    return replace(private_settings(), flink_rest_url="http://127.0.0.1:18081", flink_rpc_port=16123,
+                   flink_blob_port=16124)
+
+
+def drop_medallion_tables(cfg: Settings) -> None:
+    """Every table of the three layers and the stream, purged through the catalog (PyIceberg: no Spark)."""
     from lib.medallion.catalog import catalog
 
     cat = catalog(cfg)
-    for namespace in ("bronze", "silver", "gold"):
+    for namespace in ("bronze", "silver", "gold", "bench"):
         if (namespace,) in cat.list_namespaces():
             for ident in cat.list_tables(namespace):
                 cat.purge_table(ident)
 
 
-def main() -> dict:
-    from lib.traffic.produce import produce
+def layers(cfg: Settings, pids: dict[str, list[int]]) -> dict:
+    """Each layer's run over the whole topic in one session; then a plain append of the same range."""
+    from lib.medallion.bronze import offset_ranges, read_kafka, run_bronze
+    from lib.medallion.gold import run_gold
+    from lib.medallion.silver import run_silver
+    from lib.medallion.spark import spark_session
+    from lib.medallion.tables import create_tables
 
-    # Every service on ports of its own (a job's notebook checks the whole stack is up, Flink included),
-    # so the benchmark runs beside the workbook's stack without touching it.
-    cfg = replace(private_settings(), flink_rest_url="http://127.0.0.1:18081", flink_rpc_port=16123,
-                  flink_blob_port=16124)
+    drop_medallion_tables(cfg)
+    spark = spark_session(cfg, "bench-throughput")
+    create_tables(spark)
+    ranges = offset_ranges(spark, cfg, backfill=True)  # the whole topic, as the first Bronze run reads it
+    try:
+        with PeakMemory(pids["stack"]) as memory, PeakMemory(pids["spark's"]) as spark_only:
+            seconds = {"bronze": timed(run_bronze, spark, cfg)[0], "silver": timed(run_silver, spark, *EVER)[0],
+                       "gold": timed(run_gold, spark, *EVER)[0]}
+
+        def append() -> None:
+            spark.sql("CREATE NAMESPACE IF NOT EXISTS bench")
+            read_kafka(spark, cfg, ranges).writeTo("bench.kafka_append").using("iceberg").createOrReplace()
+
+        seconds["append"] = timed(append)[0]
+    finally:
+        spark.stop()
+    return {"seconds": {k: round(v, 1) for k, v in seconds.items()}, "peak_rss_mib": round(memory.peak / 2**20),
+            "peak_rss_mib_without_flink": round(spark_only.peak / 2**20),
+            "at_peak_mib": {kind: round(rss / 2**20) for kind, rss in sorted(memory.at_peak.items())}}
+
+
+def cli(cfg: Settings) -> dict[str, float]:
+    """The three jobs the operator's way, each a `python -m lib run` process, on dropped tables."""
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": cfg.kafka_bootstrap_servers,
            "ICEBERG_REST_URI": cfg.iceberg_rest_uri, "ROMAN_SERVICE_URL": cfg.roman_service_url,
            "FLINK_REST_URL": cfg.flink_rest_url, "FLINK_RPC_PORT": str(cfg.flink_rpc_port),
-           "FLINK_BLOB_PORT": str(cfg.flink_blob_port), "STACK_HOME": str(PRIVATE_HOME),
-           "ICEBERG_WAREHOUSE": cfg.iceberg_warehouse, "RUNS_DIR": str(PRIVATE_HOME / "runs")}
+           "FLINK_BLOB_PORT": str(cfg.flink_blob_port), "STACK_HOME": str(cfg.stack_home),
+           "ICEBERG_WAREHOUSE": cfg.iceberg_warehouse, "RUNS_DIR": str(cfg.stack_home / "runs")}
+    drop_medallion_tables(cfg)
+    seconds: dict[str, float] = {}
+    for job, args in (("bronze", []), ("silver", WHOLE_RANGE), ("gold", WHOLE_RANGE)):
+        began = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "lib", "run", job, *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        seconds[job] = round(time.monotonic() - began, 1)
+        if done.returncode != 0:
+            raise RuntimeError(f"{job} failed: {done.stderr[-2000:]}")
+    return seconds
+
+
+def stream(cfg: Settings, records: int) -> dict[str, dict]:
+    """The Flink job draining the whole topic from the earliest offset, with its sinks and with blackholes."""
+    from lib.stream import lifecycle
+    from lib.stream.job import StreamJob
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    figures = {}
+    for arm, blackhole in (("sinks", False), ("blackhole", True)):
+        job = StreamJob(name=f"bench-{arm}-{stamp}", group_id=f"bench-{arm}-{stamp}", blackhole=blackhole)
+        began = time.monotonic()
+        job_id = lifecycle.start(cfg, job, fresh=True)
+        running = time.monotonic()
+        lifecycle.wait_caught_up(cfg, job_id, job, timeout_s=FLINK_TIMEOUT_S, progress=False)
+        done = time.monotonic()
+        lifecycle.cancel(cfg, job_id)
+        figures[arm] = {"submit_s": round(running - began, 1), "consume_s": round(done - running, 1),
+                        "records_per_s": round(records / (done - running))}
+    return figures
+
+
+def main() -> dict:
+    from lib.traffic.produce import produce
+
+    cfg = bench_settings()
     stack.up(cfg, quiet=True)
+    # The stack's memory with and without Flink's two JVMs (idle while Spark runs; the earlier 200k
+    # figure counted Kafka, the catalog and the driver).
+    pids = {arm: [pid for pid in (s.process(cfg).pid() for s in stack.select(names, cfg)) if pid]
+            for arm, names in (("stack", None), ("spark's", ["kafka", "iceberg-rest"]))}
     try:
         records = sum(end_offsets(cfg.kafka_bootstrap_servers, cfg.events_topic).values())
         if records < REQUESTS:  # the topic is kept between runs: produce only what is missing
             produce(cfg, REQUESTS - records if records else REQUESTS, seed=1_000_001, progress=False, save=False)
             records = sum(end_offsets(cfg.kafka_bootstrap_servers, cfg.events_topic).values())
-        drop_medallion_tables(cfg)
-        seconds: dict[str, float] = {}
-        for job, args in (("bronze", []), ("silver", WHOLE_RANGE), ("gold", WHOLE_RANGE)):
-            began = time.monotonic()
-            done = subprocess.run([sys.executable, "-m", "lib", "run", job, *args], cwd=ROOT, env=env,
-                                  capture_output=True, text=True)
-            seconds[job] = round(time.monotonic() - began, 1)
-            if done.returncode != 0:
-                raise RuntimeError(f"{job} failed: {done.stderr[-2000:]}")
+        inproc = layers(cfg, pids)
+        jobs = cli(cfg)
+        flink = stream(cfg, records)
     finally:
         stack.down(cfg)
-    total = round(sum(seconds.values()), 1)
-    result = {"benchmark": "throughput", "when": datetime.now(UTC).isoformat(timespec="seconds"),
-              "records": records, "seconds": seconds, "total_s": total, "goal_total_s": GOAL_TOTAL_S,
-              "records_per_s": {job: round(records / s) for job, s in seconds.items()},
-              "goal_records_per_s": GOAL_RECORDS_PER_S}
+    result = report(records, inproc, jobs, flink)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "throughput.json").write_text(json.dumps(result, indent=1))
-    rows = [(job, seconds[job], f"{records / seconds[job]:,.0f}", f"{GOAL_RECORDS_PER_S[job]:,}",
-             "yes" if records / seconds[job] >= GOAL_RECORDS_PER_S[job] else "NO") for job in seconds]
-    rows.append(("all three", total, "", f"<= {GOAL_TOTAL_S} s", "yes" if total <= GOAL_TOTAL_S else "NO"))
-    print(tabulate(rows, headers=["job (python -m lib run)", "seconds", "records/s", "goal", "met"]))
-    print(f"\n{records:,} records in the topic; each job includes papermill, the kernel, Spark's start and its checks")
     return result
+
+
+def report(records: int, inproc: dict, jobs: dict[str, float], flink: dict[str, dict]) -> dict:
+    """The issue's table: each figure, its goal, the ratio to the goal; printed and returned as JSON."""
+    s = inproc["seconds"]
+    total = round(sum(jobs.values()), 1)
+    rows = [(f"{layer} run (one session)", s[layer], round(records / s[layer]), GOAL_RECORDS_PER_S[layer],
+             records / s[layer] / GOAL_RECORDS_PER_S[layer], records / s[layer] >= GOAL_RECORDS_PER_S[layer])
+            for layer in GOAL_RECORDS_PER_S]
+    rows += [(f"python -m lib run {job}", sec, round(records / sec), "", "", "") for job, sec in jobs.items()]
+    rows.append(("the three jobs together (s)", total, "", f"<= {GOAL_TOTAL_S}", GOAL_TOTAL_S / total,
+                 total <= GOAL_TOTAL_S))
+    rows.append(("  stretch goal (s)", total, "", f"<= {STRETCH_TOTAL_S}", STRETCH_TOTAL_S / total,
+                 total <= STRETCH_TOTAL_S))
+    append_ratio = s["bronze"] / s["append"]
+    rows.append(("Bronze run / plain append (x)", round(append_ratio, 2), "", f"<= {GOAL_APPEND_RATIO}",
+                 GOAL_APPEND_RATIO / append_ratio, append_ratio <= GOAL_APPEND_RATIO))
+    rate, black = flink["sinks"]["records_per_s"], flink["blackhole"]["records_per_s"]
+    rows.append(("Flink backlog drained", flink["sinks"]["consume_s"], rate, GOAL_FLINK_RECORDS_PER_S,
+                 rate / GOAL_FLINK_RECORDS_PER_S, rate >= GOAL_FLINK_RECORDS_PER_S))
+    rows.append(("  same job, sinks blackholed", flink["blackhole"]["consume_s"], black, "", "", ""))
+    rows.append(("  sinks / blackhole (ratio)", round(rate / black, 2), "", f">= {GOAL_FLINK_RATIO}",
+                 rate / black / GOAL_FLINK_RATIO, rate / black >= GOAL_FLINK_RATIO))
+    peak_gib = inproc["peak_rss_mib"] / 1024
+    rows.append(("peak RSS, stack + driver (GiB)", round(peak_gib, 2), "", f"<= {GOAL_PEAK_GIB}",
+                 GOAL_PEAK_GIB / peak_gib, peak_gib <= GOAL_PEAK_GIB))
+    table = [(name, value, f"{rec:,}" if rec != "" else "", goal if isinstance(goal, str) else f">= {goal:,}",
+              f"{ratio:.2f}" if ratio != "" else "", "" if met == "" else ("yes" if met else "NO"))
+             for name, value, rec, goal, ratio, met in rows]
+    print(tabulate(table, headers=["figure", "seconds / value", "records/s", "goal", "goal ratio (>= 1 met)",
+                                   "met"]))
+    without = inproc["peak_rss_mib_without_flink"]
+    print(f"peak RSS without Flink's JVMs (Kafka, the catalog, the driver): {without:,} MiB; at the peak: "
+          + ", ".join(f"{kind} {mib:,} MiB" for kind, mib in inproc["at_peak_mib"].items()))
+    print(f"\n{records:,} records in the topic (1M requests); jobs include papermill, the kernel, Spark's start "
+          "and their checks")
+    return {"benchmark": "throughput", "when": datetime.now(UTC).isoformat(timespec="seconds"), "records": records,
+            "layers": {"seconds": s, "records_per_s": {k: round(records / v) for k, v in s.items()},
+                       "goal_records_per_s": GOAL_RECORDS_PER_S},
+            "bronze_over_append": round(append_ratio, 2), "goal_bronze_over_append": GOAL_APPEND_RATIO,
+            "peak_rss_mib": inproc["peak_rss_mib"], "peak_rss_mib_without_flink": inproc["peak_rss_mib_without_flink"],
+            "at_peak_mib": inproc["at_peak_mib"],
+            "goal_peak_gib": GOAL_PEAK_GIB,
+            "jobs": {"seconds": jobs, "total_s": total, "goal_total_s": GOAL_TOTAL_S,
+                     "stretch_total_s": STRETCH_TOTAL_S},
+            "flink": flink | {"ratio": round(rate / black, 2), "goal_records_per_s": GOAL_FLINK_RECORDS_PER_S,
+                              "goal_ratio": GOAL_FLINK_RATIO}}

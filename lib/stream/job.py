@@ -63,6 +63,9 @@ class StreamJob:
     parallelism: int = 1
     # How long the Python worker may hold records before passing them on: it bounds latency.
     python_bundle_ms: int = 20
+    # Every sink replaced by Flink's blackhole connector: the same reading, classifying and dedup with
+    # nothing written, the throughput benchmark's baseline for what the sinks cost.
+    blackhole: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -102,6 +105,10 @@ def statements(cfg: Settings, job: StreamJob) -> list[str]:
     file_io = "".join(f", '{key}' = '{value}'" for key, value in cfg.file_io_properties.items())
     # Flink's computed columns cannot refer to each other, so stream_time repeats this expression.
     parsed = f"TO_TIMESTAMP_LTZ(JSON_VALUE(CAST(`value` AS STRING), '$.event_time'), '{_ISO_MILLIS}')"
+    target = {name: f"{cfg.catalog_name}.{name}" for name in STREAM_TABLES} | {"console": "console",
+                                                                              "console_windows": "console_windows"}
+    sinks = _blackholes(cfg, target) if job.blackhole else {}
+    target |= {name: f"blackhole_{name.replace('.', '_')}" for name in sinks}
     return [
         f"""CREATE TEMPORARY TABLE kafka_events (
             `value` BYTES,
@@ -169,24 +176,25 @@ def statements(cfg: Settings, job: StreamJob) -> list[str]:
                    COUNT(*) AS events, COUNT(*) FILTER (WHERE success = 'false') AS failed
             FROM TABLE(TUMBLE(TABLE on_time, DESCRIPTOR(stream_time), INTERVAL '{int(job.window_minutes)}' MINUTE))
             GROUP BY window_start, window_end, user_id""",
+        *sinks.values(),
         f"""EXECUTE STATEMENT SET BEGIN
-            INSERT INTO {cfg.catalog_name}.{STREAM_EVENTS}
+            INSERT INTO {target[STREAM_EVENTS]}
                 SELECT event_id, event_time, CAST(event_time AS DATE), user_id, payload, kafka_topic,
                        kafka_partition, kafka_offset, kafka_timestamp, watermark_at_arrival, CURRENT_TIMESTAMP
                 FROM distinct_events;
-            INSERT INTO console
+            INSERT INTO {target['console']}
                 SELECT event_id, event_time, user_id, operation, `input`, `output`, kafka_partition, kafka_offset,
                        CURRENT_TIMESTAMP
                 FROM distinct_events;
-            INSERT INTO {cfg.catalog_name}.{STREAM_LATE}
+            INSERT INTO {target[STREAM_LATE]}
                 SELECT event_id, user_id, event_time, watermark_at_arrival,
                        TIMESTAMPDIFF(SECOND, stream_time, watermark_at_arrival), kafka_partition, kafka_offset,
                        CURRENT_TIMESTAMP
                 FROM distinct_events WHERE event_time IS NOT NULL AND stream_time <= watermark_at_arrival;
-            INSERT INTO {cfg.catalog_name}.{STREAM_WINDOWS}
+            INSERT INTO {target[STREAM_WINDOWS]}
                 SELECT window_start, window_end, user_id, events, failed, CURRENT_TIMESTAMP FROM minute_counts;
-            INSERT INTO console_windows SELECT window_start, window_end, user_id, events FROM minute_counts;
-            INSERT INTO {cfg.catalog_name}.{STREAM_DEAD_LETTER} (kafka_topic, kafka_partition, kafka_offset,
+            INSERT INTO {target['console_windows']} SELECT window_start, window_end, user_id, events FROM minute_counts;
+            INSERT INTO {target[STREAM_DEAD_LETTER]} (kafka_topic, kafka_partition, kafka_offset,
                     kafka_timestamp, payload, payload_text, reason, ingested_at)
                 SELECT kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, `value`, as_text(`value`), reason,
                        CURRENT_TIMESTAMP
@@ -208,6 +216,12 @@ def named_statements(cfg: Settings, job: StreamJob) -> dict[str, str]:
         first, _, rest = sql.partition("\n")
         named[name.lower()] = first + ("\n" + textwrap.dedent(rest) if rest else "")
     return named
+
+
+def _blackholes(cfg: Settings, target: dict[str, str]) -> dict[str, str]:
+    """A blackhole table per sink, with the sink's own columns (the job's SQL is otherwise unchanged)."""
+    return {name: f"CREATE TEMPORARY TABLE blackhole_{name.replace('.', '_')} WITH ('connector' = 'blackhole') "
+                  f"LIKE {table} (EXCLUDING ALL)" for name, table in target.items()}
 
 
 def _iceberg_table(cfg: Settings, name: str, columns: str, partition: str | None = None) -> str:

@@ -62,3 +62,14 @@ def test_the_statements_are_named_for_what_they_create_in_submission_order() -> 
     assert {"view classified", "view distinct_events", "view on_time", "view minute_counts"} <= set(named)
     assert "ROW_NUMBER() OVER (PARTITION BY" in named["view distinct_events"]
     assert len(named) == len(statements(settings(), StreamJob()))  # no two statements share a name
+
+
+def test_a_blackhole_job_writes_every_sink_to_a_blackhole_and_nothing_else() -> None:
+    cfg = settings()
+    plain, black = statements(cfg, StreamJob()), statements(cfg, StreamJob(blackhole=True))
+    inserts = [line.split()[2] for line in black[-1].splitlines() if line.strip().startswith("INSERT INTO")]
+    assert len(inserts) == 6 and all(target.startswith("blackhole_") for target in inserts)
+    created = [sql for sql in black if sql.startswith("CREATE TEMPORARY TABLE blackhole_")]
+    assert len(created) == 6 and all("'connector' = 'blackhole'" in sql and " LIKE " in sql for sql in created)
+    # Everything before the sinks (source, classifier, dedup, windows) is the plain job's own SQL.
+    assert black[: len(plain) - 1] == plain[:-1]
