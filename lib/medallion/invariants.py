@@ -135,22 +135,10 @@ def gold_matches_recompute(spark: SparkSession, keys: DataFrame | None = None) -
         silver = silver.join(keys, ["event_date", "user_id"], "left_semi")
         gold = gold.join(keys, ["event_date", "user_id"], "left_semi")
     with temp_view(spark, silver, "check_silver"):
-        full = aggregate(spark, "check_silver").drop("generated_at")
-    exact = ["total_requests", "successful_requests", "failed_requests", "to_roman_requests",
-             "from_roman_requests", "first_event_time", "last_event_time"]
-    joined = full.alias("r").join(gold.alias("g"), ["event_date", "user_id"], "full_outer")
-    differs = F.col("r.total_requests").isNull() | F.col("g.total_requests").isNull()
-    for column in exact:
-        differs = differs | ~F.col(f"r.{column}").eqNullSafe(F.col(f"g.{column}"))
-    # Averages are compared with a tolerance: a recompute may add the same doubles in another order.
-    differs = differs | (F.abs(F.col("r.avg_latency_ms") - F.col("g.avg_latency_ms")) > 1e-9)
-    bad = joined.where(differs)
-    figures = {"keys recomputed": full.count(), "keys in gold": gold.count(),
-               "keys missing from gold": bad.where("g.total_requests IS NULL").count(),
-               "keys with other values": bad.where("g.total_requests IS NOT NULL").count(),
-               "doubled keys": gold.groupBy("event_date", "user_id").count().where("count > 1").count()}
-    return _invariant("gold = full recompute from silver", figures,
-                      ["keys missing from gold", "keys with other values", "doubled keys"])
+        full = aggregate(spark, "check_silver")
+    return _matches_recompute("gold = full recompute from silver", full, gold, ["event_date", "user_id"],
+                              ["total_requests", "successful_requests", "failed_requests", "to_roman_requests",
+                               "from_roman_requests", "first_event_time", "last_event_time"])
 
 
 def silver_clients_migrated(spark: SparkSession) -> Invariant:
@@ -169,10 +157,16 @@ def silver_clients_migrated(spark: SparkSession) -> Invariant:
 
 def gold_clients_match_recompute(spark: SparkSession) -> Invariant:
     """gold.daily_client_stats equals the per-client breakdown recomputed from all of Silver."""
-    full = query(spark, client_aggregate_statement(SILVER_EVENTS, "TRUE", None)).drop("generated_at")
-    gold = spark.table(GOLD_CLIENTS).drop("generated_at")
-    exact = ["total_requests", "successful_requests", "failed_requests", "users"]
-    joined = full.alias("r").join(gold.alias("g"), ["event_date", "client"], "full_outer")
+    full = query(spark, client_aggregate_statement(SILVER_EVENTS, "TRUE", None))
+    return _matches_recompute("gold per client = full recompute from silver", full, spark.table(GOLD_CLIENTS),
+                              ["event_date", "client"],
+                              ["total_requests", "successful_requests", "failed_requests", "users"])
+
+
+def _matches_recompute(name: str, full: DataFrame, gold: DataFrame, key: list[str], exact: list[str]) -> Invariant:
+    """A Gold table against its recompute: every key in both, once, with the same figures (the average
+    latency within 1e-9: a recompute may add the same doubles in another order)."""
+    joined = full.alias("r").join(gold.alias("g"), key, "full_outer")
     differs = F.col("r.total_requests").isNull() | F.col("g.total_requests").isNull()
     for column in exact:
         differs = differs | ~F.col(f"r.{column}").eqNullSafe(F.col(f"g.{column}"))
@@ -182,9 +176,10 @@ def gold_clients_match_recompute(spark: SparkSession) -> Invariant:
                "keys missing from gold": bad.where("g.total_requests IS NULL").count(),
                "keys not in silver": bad.where("r.total_requests IS NULL").count(),
                "keys with other values": bad.where("r.total_requests IS NOT NULL AND g.total_requests IS NOT NULL")
-               .count()}
-    return _invariant("gold per client = full recompute from silver", figures,
-                      ["keys missing from gold", "keys not in silver", "keys with other values"])
+               .count(),
+               "doubled keys": gold.groupBy(*key).count().where("count > 1").count()}
+    return _invariant(name, figures,
+                      ["keys missing from gold", "keys not in silver", "keys with other values", "doubled keys"])
 
 
 def manifest_reconciled(spark: SparkSession, cfg: Settings, doc: dict[str, Any],

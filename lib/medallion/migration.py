@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from lib import faults
 from lib.medallion.commits import retry_on_conflict, temp_view
-from lib.medallion.silver import payload_field
+from lib.medallion.silver import MIGRATED_FIELDS, payload_field
 from lib.medallion.statements import Statement, commit, lines, query
 from lib.medallion.tables import (
     BRONZE_EVENTS,
@@ -52,9 +52,10 @@ class AddedColumn:
     doc: str
 
 
-#: What event schema v2 adds to Silver.
-ADDED = (AddedColumn(SILVER_EVENTS, "client", "STRING",
-                     "which app sent the request (event schema v2); NULL for v1 events"),)
+#: Silver's type and comment for each field a later event schema adds (lib.service.events.ADDED_FIELDS).
+_COLUMNS = {"client": ("STRING", "which app sent the request (event schema v2); NULL for v1 events")}
+#: What the later event schemas add to Silver.
+ADDED = tuple(AddedColumn(SILVER_EVENTS, name, *_COLUMNS[name]) for name in MIGRATED_FIELDS)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from lib.medallion.tables import (
     time_window,
 )
 from lib.medallion.udfs import register_udfs
+from lib.service.events import ADDED_FIELDS
 
 #: Every field of every event schema version, typed; a v1 payload reads `client` as NULL.
 TYPED_SCHEMA = (
@@ -38,7 +39,7 @@ TYPED_SCHEMA = (
 )
 #: The columns Silver takes from the payload, and those a schema migration adds (lib.medallion.migration).
 FIELDS = ("user_id", "operation", "input", "output", "success", "error", "latency_ms", "schema_version")
-MIGRATED_FIELDS = ("client",)
+MIGRATED_FIELDS = tuple(name for added in ADDED_FIELDS.values() for name in added)
 
 
 @dataclass
