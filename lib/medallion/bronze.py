@@ -27,6 +27,7 @@ from lib.errors import CommitConflict, ParameterError
 from lib.kafka import beginning_offsets, end_offsets
 from lib.medallion.catalog import keep_raw_payload
 from lib.medallion.commits import insert_new, insert_only, retry_on_conflict, temp_view
+from lib.medallion.spark import spark_cores
 from lib.medallion.statements import Statement, commit, lines, query
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
@@ -122,6 +123,9 @@ def read_statement(cfg: Settings, ranges: dict[int, tuple[int, int]]) -> Stateme
         "startingOffsets": json.dumps({topic: {str(p): s for p, (s, _) in ranges.items()}}),
         "endingOffsets": json.dumps({topic: {str(p): e for p, (_, e) in ranges.items()}}),
         "failOnDataLoss": "true",
+        # Spark reads a Kafka partition in one task by default: 3 partitions on 2 cores run as two
+        # waves, the second on one core. Split into more tasks than cores, the read keeps both busy.
+        "minPartitions": str(2 * spark_cores(cfg)),
     }
     return Statement("bronze.read", lines(
         "CREATE OR REPLACE TEMPORARY VIEW bronze_kafka",
@@ -140,7 +144,7 @@ def classify_statement(source: str, ingested_at: datetime) -> Statement:
     """Each raw record with its Kafka coordinates and why it is malformed (NULL: an event)."""
     return Statement("bronze.classify", lines(
         "SELECT topic AS kafka_topic, partition AS kafka_partition, offset AS kafka_offset,",
-        "       timestamp AS kafka_timestamp, value, CAST(value AS STRING) AS payload,",
+        "       timestamp AS kafka_timestamp, value,",
         "       malformed_reason(value) AS reason,  -- lib/service/events.py, as a pandas UDF",
         f"       TIMESTAMP '{ingested_at}' AS ingested_at",
         f"FROM {source}"), "split the batch: events and dead letters, by the event contract's rule")
@@ -156,7 +160,8 @@ def events_statement(source: str, window: str | None) -> Statement:
         f"         to_date({event_time}) AS event_date,",
         "         get_json_object(payload, '$.user_id') AS user_id,",
         "         payload, kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, ingested_at",
-        f"  FROM {source} WHERE reason IS NULL)",
+        "  FROM (SELECT *, CAST(value AS STRING) AS payload  -- an event is UTF-8 text (classify checked)",
+        f"        FROM {source} WHERE reason IS NULL))",
         f"WHERE {window}  -- a backfill keeps only its event_time interval" if window else ""),
         "the events, as received, with the fields Bronze needs to find duplicates and partitions")
 

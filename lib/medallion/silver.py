@@ -90,10 +90,9 @@ def typed_statement(source: str, processed_at: datetime, migrated: tuple[str, ..
         f"       {fields},",
         f"       ingested_at, TIMESTAMP '{processed_at}' AS processed_at",
         "FROM (",
-        "  SELECT event_id, ingested_at,",
-        "         try_cast(get_json_object(payload, '$.event_time') AS TIMESTAMP) AS event_time,",
-        f"         from_json(payload, '{TYPED_SCHEMA}') AS doc",
-        f"  FROM {source} WHERE reason IS NULL)"),
+        "  SELECT event_id, ingested_at, try_cast(doc.event_time AS TIMESTAMP) AS event_time, doc",
+        f"  FROM (SELECT event_id, ingested_at, from_json(payload, '{TYPED_SCHEMA}') AS doc  -- parsed once",
+        f"        FROM {source} WHERE reason IS NULL))"),
         "the payload's fields as typed columns, and when this run processed them")
 
 

@@ -9,12 +9,16 @@ Spark's own log goes to STACK_HOME/logs/spark-driver.log, not into notebook cell
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from pyspark.sql import SparkSession
 
 from lib.config import S3_CHECKSUM_FLAGS, Settings
 from lib.errors import StackError
+
+#: Cores of the cluster's one executor (the whole of this 2-core machine's share for Spark).
+CLUSTER_CORES = "2"
 
 _LOG4J2 = """\
 status = warn
@@ -44,7 +48,7 @@ def spark_conf(cfg: Settings) -> dict[str, str]:
     prefix = f"spark.sql.catalog.{cfg.catalog_name}"
     # On a cluster the executors get the same jars (the driver serves spark.jars to them).
     executors = {} if cfg.spark_master.startswith("local") else {
-        "spark.executor.memory": "1g", "spark.executor.cores": "2", "spark.cores.max": "2",
+        "spark.executor.memory": "1g", "spark.executor.cores": CLUSTER_CORES, "spark.cores.max": CLUSTER_CORES,
     }
     return {
         "spark.master": cfg.spark_master,
@@ -74,6 +78,14 @@ def spark_conf(cfg: Settings) -> dict[str, str]:
         "spark.sql.defaultCatalog": cfg.catalog_name,
         "spark.sql.warehouse.dir": str(cfg.stack_home / "spark-warehouse"),
     }
+
+
+def spark_cores(cfg: Settings) -> int:
+    """The cores Spark's tasks run on: local[N]'s N (local[*]: every core); a cluster's cores.max."""
+    found = re.fullmatch(r"local\[(\d+|\*)\]", cfg.spark_master)
+    if found:
+        return (os.cpu_count() or 1) if found.group(1) == "*" else int(found.group(1))
+    return 1 if cfg.spark_master == "local" else int(CLUSTER_CORES)
 
 
 def spark_session(cfg: Settings, app_name: str = "roman-workbook") -> SparkSession:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lib.config import Settings, settings
-from lib.medallion.spark import spark_conf
+from lib.medallion.bronze import read_statement
+from lib.medallion.spark import spark_conf, spark_cores
 from lib.stack import services
 from lib.stack.flink import flink_config
 
@@ -46,6 +47,15 @@ def test_cluster_mode_adds_a_taskmanager_and_a_spark_master_and_worker(cfg: Sett
     assert manager["numberOfTaskSlots"] == 2 and manager["load-balance"]["mode"] == "slots"
     conf = spark_conf(clustered)
     assert conf["spark.master"] == "spark://127.0.0.1:7077" and conf["spark.executor.memory"] == "1g"
+
+
+@pytest.mark.parametrize(("master", "cores"), [("local[2]", 2), ("local[1]", 1), ("local", 1),
+                                                ("spark://127.0.0.1:7077", 2)])
+def test_bronze_reads_kafka_in_twice_as_many_tasks_as_spark_has_cores(cfg: Settings, master: str,
+                                                                      cores: int) -> None:
+    shaped = replace(cfg, spark_master=master)
+    assert spark_cores(shaped) == cores
+    assert f"'minPartitions' '{2 * cores}'" in read_statement(shaped, {0: (0, 10), 1: (0, 10), 2: (5, 9)}).sql
 
 
 def test_down_knows_the_services_of_every_mode(cfg: Settings) -> None:
