@@ -15,6 +15,7 @@ wrong field type; Silver's validation rejects those with a reason.
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -108,6 +109,113 @@ def handle_request(operation: str, text: str, user_id: str, event_id: str | None
     )
 
 
+#: Bounds on what the parser holds. Beyond them a record is malformed with its own reason, never an
+#: exception: Python's json raises RecursionError on deep nesting and ValueError past 4,300 digits, and
+#: the JVM's JSON readers (Spark's get_json_object, Flink's JSON_VALUE) stop at 1,000 levels and 1,000
+#: characters a number. Events are flat and their numbers short, so these are far above any real event
+#: and far below every parser's own limit: what this rule accepts, every reader downstream can read.
+MAX_DEPTH = 64
+MAX_NUMBER_CHARS = 100
+
+#: Every reason a record is a dead letter: each reason is one of these, alone or followed by ": <detail>".
+MALFORMED_REASONS = (
+    "empty record (null value)",
+    "not UTF-8 text",
+    "not JSON",  # a syntax error, or NaN/Infinity (JavaScript's constants, not JSON's)
+    "too deep",  # more than MAX_DEPTH levels of arrays and objects
+    "number too long",  # a number of more than MAX_NUMBER_CHARS characters
+    "duplicate key",  # an object names a key twice: readers disagree on which value wins
+    "not a JSON object",
+    "missing or unusable event_id",
+)
+
+
+class _Malformed(ValueError):
+    """Raised inside the parser's hooks; parse_record turns it into the record's reason."""
+
+
+def _bounded_number(text: str) -> str:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _Malformed(f"number too long: {len(text)} characters, at most {MAX_NUMBER_CHARS}")
+    return text
+
+
+def _int(text: str) -> int:
+    return int(_bounded_number(text))
+
+
+def _float(text: str) -> float:
+    return float(_bounded_number(text))
+
+
+def _constant(name: str) -> float:
+    raise _Malformed(f"not JSON: {name} is not a JSON value")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise _Malformed(f"duplicate key: {ascii(twice)[:60]} appears more than once")
+    return doc
+
+
+def _depth(text: str) -> int:
+    """How deeply arrays and objects nest in JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _unicode(value: str) -> bool:
+    """Valid Unicode: a lone surrogate (a JSON escape such as \\ud800) cannot be written as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _usable_id(value: Any) -> bool:
+    """A non-blank string of valid Unicode."""
+    return isinstance(value, str) and bool(value.strip()) and _unicode(value)
+
+
+#: Built once: json.loads with hooks builds a decoder per call, which costs more than the parse.
+_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=_constant, object_pairs_hook=_object)
+
+
+def loads(text: str) -> Any:
+    """Parse JSON text within the contract's bounds; raises ValueError whose message is a
+    MALFORMED_REASONS reason. Bronze, the stream and Silver parse every record through this."""
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:  # counting is cheap
+        raise _Malformed(f"too deep: more than {MAX_DEPTH} levels of nesting")
+    try:
+        return _DECODER.decode(text)
+    except _Malformed:
+        raise
+    except json.JSONDecodeError as exc:
+        raise _Malformed(f"not JSON: {exc.__class__.__name__}") from None
+    except RecursionError:  # the depth count above makes this unreachable; kept as the last guard
+        raise _Malformed(f"too deep: more than {MAX_DEPTH} levels of nesting") from None
+
+
 def malformed_reason(value: bytes | None) -> str | None:
     """Why a raw record is malformed (dead letter), or None when it is an event with an event_id."""
     return parse_record(value)[1]
@@ -115,21 +223,28 @@ def malformed_reason(value: bytes | None) -> str | None:
 
 def parse_record(value: bytes | None) -> tuple[dict[str, Any] | None, str | None]:
     """(the event, None) for a record that is one, else (None, why it is malformed): the rule of
-    malformed_reason, for a reader that wants the event too without parsing it twice."""
+    malformed_reason, for a reader that wants the event too without parsing it twice.
+
+    Total: any bytes give an event or a reason from MALFORMED_REASONS, never an exception (an
+    exception inside Bronze's or the stream's UDF would fail every run on the same record)."""
     if value is None:
         return None, "empty record (null value)"
     try:
         text = value.decode("utf-8")  # the contract is UTF-8 JSON (json.loads would also take UTF-16)
     except UnicodeDecodeError:
         return None, "not UTF-8 text"
+    return parse_event(text)
+
+
+def parse_event(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """parse_record's rule for a record already decoded to text (a Bronze payload)."""
     try:
-        doc: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"not JSON: {exc.__class__.__name__}"
+        doc: Any = loads(text)
+    except ValueError as exc:
+        return None, str(exc)
     if not isinstance(doc, dict):
         return None, f"not a JSON object: {type(doc).__name__}"
-    event_id = doc.get("event_id")
-    if not isinstance(event_id, str) or not event_id.strip():
+    if not _usable_id(doc.get("event_id")):
         return None, "missing or unusable event_id"
     return doc, None
 
@@ -143,15 +258,30 @@ def as_text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", errors="replace")
 
 
+#: Every reason Silver rejects an event for: each reject's reason starts with one of these codes.
+REJECT_REASONS = (
+    "unparsable",  # the payload is not an event by the malformed rule (Bronze keeps none such)
+    "missing_field", "bad_event_time", "bad_operation", "bad_success", "bad_latency", "bad_schema_version",
+    "inconsistent", "wrong_output", "bad_text",
+)
+
+
+def _as_str(payload: str | bytes) -> str:
+    return payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else payload
+
+
 def validation_reason(payload: str | bytes) -> str | None:
     """Why an event (not malformed: it has an event_id) fails Silver's validation, or None when valid.
 
-    Reasons start with a stable code ("wrong_output: ...") that tables can group by.
+    Reasons start with a stable code from REJECT_REASONS ("wrong_output: ...") that tables can group by.
 
     Checks the contract field by field, and that a successful answer really is the conversion of
     its input (lib/service/roman.py), so a service bug that answers wrongly is caught, not aggregated.
+    Total like parse_record: whatever the payload holds, a reason or None, never an exception.
     """
-    doc = json.loads(payload)
+    doc, malformed = parse_record(payload) if isinstance(payload, bytes) else parse_event(payload)
+    if doc is None:
+        return f"unparsable: {malformed}"
     for name in ("event_time", "user_id", "operation", "input"):
         if not isinstance(doc.get(name), str) or (name != "input" and not doc[name].strip()):
             return f"missing_field: {name} is missing or not a string"
@@ -161,13 +291,21 @@ def validation_reason(payload: str | bytes) -> str | None:
         return f"bad_event_time: {doc['event_time'][:40]!r} is not ISO-8601"
     if when.tzinfo is None:
         return "bad_event_time: no UTC offset"
+    try:
+        when.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-01:00 is in year 10000 in UTC, which no table can hold
+        return f"bad_event_time: {doc['event_time'][:40]!r} is out of range in UTC"
+    if "\\u" in _as_str(payload):  # an escape: a lone surrogate is possible, and no engine can write it
+        broken = next((k for k, v in doc.items() if isinstance(v, str) and not _unicode(v)), None)
+        if broken is not None:
+            return f"bad_text: {ascii(broken)[:40]} holds a lone surrogate (not valid Unicode)"
     if doc["operation"] not in OPERATIONS:
         return f"bad_operation: {str(doc['operation'])[:40]!r} is not one of {', '.join(OPERATIONS)}"
     if not isinstance(doc.get("success"), bool):
         return "bad_success: success is missing or not a boolean"
     latency = doc.get("latency_ms")
-    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
-        return "bad_latency: latency_ms is missing, negative or not a number"
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency < math.inf:
+        return "bad_latency: latency_ms is missing, negative, infinite or not a number"
     version = doc.get("schema_version")
     if type(version) is not int or version not in SCHEMA_VERSIONS:  # not 1.0, not true
         return f"bad_schema_version: {str(version)[:20]!r} is not one of {', '.join(map(str, SCHEMA_VERSIONS))}"

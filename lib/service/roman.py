@@ -47,6 +47,10 @@ def parse_integer(text: str) -> int:
         raise RomanError("empty input: send an integer from 1 to 3999")
     if not _INTEGER.fullmatch(stripped):
         raise RomanError(f"{text!r} is not an integer: send digits only, from 1 to 3999")
+    digits = stripped.lstrip("+-").lstrip("0")
+    if len(digits) > len(str(MAX_VALUE)):  # never int() of a huge text: Python refuses past 4,300 digits
+        raise RomanError(f"{stripped[:20]}... ({len(digits)} digits) is out of range: Roman numerals cover "
+                         f"{MIN_VALUE} to {MAX_VALUE}")
     return int(stripped)
 
 

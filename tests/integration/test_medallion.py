@@ -34,6 +34,7 @@ from lib.medallion.tables import (
 )
 from lib.traffic.manifest import batch_event_ids
 from lib.traffic.produce import produce
+from tests.poison import poison
 
 pytestmark = pytest.mark.integration
 TABLES = (BRONZE_EVENTS, BRONZE_DEAD_LETTER, SILVER_EVENTS, SILVER_REJECTED, GOLD_DAILY)
@@ -187,17 +188,35 @@ def test_a_partition_added_later_is_read_from_its_earliest_offset(cfg: Settings,
     assert run.records_read == second.records
 
 
-def test_a_record_that_is_not_utf8_is_a_readable_dead_letter_with_its_raw_bytes(cfg: Settings, spark) -> None:
-    raw = b'{"event_id": "\xff\xfe\xfd", "user_id": "latin-1 phone"}'
-    topic = f"test-not-utf8-{uuid.uuid4().hex[:8]}"  # its own topic: the notebooks count the events topic's reasons
+def test_poison_records_land_with_their_reasons_and_every_invariant_holds(cfg: Settings, spark) -> None:
+    """One record of each kind a parser cannot hold (not UTF-8, 100,000 levels deep, a 5,000-digit number,
+    NaN, a duplicate key, a lone surrogate; events with a 5,000-digit input, an infinite latency, a year
+    10000 time) among ordinary events: Bronze and Silver succeed, each poison record is a dead letter or
+    a reject with its reason, and every invariant holds for the topic."""
+    records = poison()
+    topic = f"test-poison-{uuid.uuid4().hex[:8]}"  # its own topic: the notebooks count the events topic's reasons
     ensure_topic(cfg.kafka_bootstrap_servers, topic, 1)
-    producer = connect_producer(cfg.kafka_bootstrap_servers, "test-not-utf8")
-    producer.produce(topic, key=b"u", value=raw)
+    on_topic = replace(cfg, events_topic=topic, events_partitions=1)
+    producer = connect_producer(cfg.kafka_bootstrap_servers, "test-poison")
+    for value, _, _ in records:
+        producer.produce(topic, key=b"poison", value=value)
     assert producer.flush(30) == 0
-    assert run_bronze(spark, replace(cfg, events_topic=topic, events_partitions=1)).dead_letters_inserted == 1
-    dead = catalog(cfg).load_table(BRONZE_DEAD_LETTER).scan().to_pandas()  # the whole table, by PyIceberg
-    row = dead[(dead.reason == "not UTF-8 text") & (dead.kafka_topic == topic)]
-    assert list(row.payload) == [raw] and list(row.payload_text) == [raw.decode(errors="replace")]
+    produce(on_topic, 40, seed=fresh_seed(), progress=False, save=False)
+    bronze = run_bronze(spark, on_topic)
+    run_silver(spark, *EVER)
+    run_gold(spark, *EVER)
+    dead = catalog(cfg).load_table(BRONZE_DEAD_LETTER).scan(row_filter=f"kafka_topic == '{topic}'").to_pandas()
+    by_payload = {bytes(r.payload): r.reason for r in dead.itertuples()}
+    rejected = spark.sql(f"SELECT r.reason, b.payload FROM {SILVER_REJECTED} r JOIN {BRONZE_EVENTS} b "
+                         f"USING (event_id) WHERE b.kafka_topic = '{topic}'").collect()
+    rejects = {row.payload.encode(): row.reason for row in rejected}
+    for value, where, why in records:
+        landed = by_payload if where == "dead_letter" else rejects
+        assert value in landed and landed[value].startswith(why), (why, landed.get(value))
+    assert bronze.dead_letters_inserted == len(dead)  # this run wrote every dead letter of the topic
+    not_utf8 = dead[dead.reason == "not UTF-8 text"]  # read whole by PyIceberg: raw bytes beside their text
+    assert list(not_utf8.payload_text) == [records[0][0].decode(errors="replace")]
+    assert_invariants(spark, on_topic)
 
 
 def test_an_old_dead_letter_table_is_migrated_to_raw_bytes(cfg: Settings, spark) -> None:
