@@ -27,6 +27,7 @@ alerts), so it parses in Airflow's own virtualenv (.venv-airflow); everything el
 from __future__ import annotations
 
 import os
+import shlex
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,6 +51,13 @@ FIRST_INTERVAL = datetime(2026, 1, 1, tzinfo=UTC)
 #: The interval a run works on: the params' when given (a backfill), else its data interval.
 START = "{{ params.start_date or data_interval_start.isoformat() }}"
 END = "{{ params.end_date or data_interval_end.isoformat() }}"
+#: What a date param may hold: an ISO-8601 date or date-time, nothing else. Airflow checks it when a
+#: run is triggered, before any task exists; the runner's parse_time checks the value again.
+ISO_8601 = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,6})?)?)?(Z|[+-][0-9]{2}:[0-9]{2})?$"
+#: Rendered values reach a task as environment variables, never as command text: bash expands "$START"
+#: to one argument whatever it holds (quotes, `;`, `$(...)`, backticks, newlines), and runs none of it.
+INTERVAL_ENV = {"START": START, "END": END, "ATTEMPT": "{{ ti.try_number }}"}
+BACKFILL_ENV = {"BACKFILL": "{{ 'yes' if params.backfill else '' }}"}
 
 
 def alert_when_retries_are_exhausted(context: dict[str, Any]) -> None:
@@ -63,12 +71,22 @@ def alert_when_retries_are_exhausted(context: dict[str, Any]) -> None:
           f"{error} (Airflow task {ti.task_id}; its log has the runner's message)", None)
 
 
+class WaitForRuns(BashSensor):
+    """A BashSensor whose `env` adds to the worker's environment, as BashOperator's append_env does
+    (BashSensor's own `env` replaces it: the runner would lose RUNS_DIR, PATH and the stack's addresses)."""
+
+    def poke(self, context: Any) -> bool:
+        self.env = {**os.environ, **(self.env or {})}
+        return super().poke(context)
+
+
 def params_for(spec: Job) -> dict[str, Param]:
-    """The seed's backfill params, for the parameters the job accepts."""
+    """The seed's backfill params, for the parameters the job accepts; a date is refused unless ISO-8601."""
     params = {
-        "start_date": Param(None, type=["null", "string"],
-                            description="ISO-8601 start of the interval to (re-)run; empty: the data interval"),
-        "end_date": Param(None, type=["null", "string"],
+        "start_date": Param(None, type=["null", "string"], pattern=ISO_8601, maxLength=40,
+                            description="ISO-8601 start of the interval to (re-)run, e.g. 2026-11-27 or "
+                                        "2026-11-27T13:00:00+00:00; empty: the data interval"),
+        "end_date": Param(None, type=["null", "string"], pattern=ISO_8601, maxLength=40,
                           description="ISO-8601 end (exclusive) of that interval; give both or neither"),
     }
     if "backfill" in spec.accepts:
@@ -79,13 +97,19 @@ def params_for(spec: Job) -> dict[str, Param]:
 
 
 def run_command(spec: Job) -> str:
-    flags = "{% if params.backfill %}--backfill {% endif %}" if "backfill" in spec.accepts else ""
-    return (f"{PYTHON} -m lib run {spec.name} {flags}--start '{START}' --end '{END}' "
-            "--attempt {{ ti.try_number }}")
+    """The job's run, every rendered value read from the environment (task_env), every word quoted."""
+    flags = ' ${BACKFILL:+--backfill}' if "backfill" in spec.accepts else ""
+    return (f'{shlex.quote(PYTHON)} -m lib run {shlex.quote(spec.name)}{flags} --start "$START" --end "$END" '
+            '--attempt "$ATTEMPT"')
 
 
 def wait_command(upstream: str) -> str:
-    return f"{PYTHON} -m lib runs --job {upstream} --covered '{START}' '{END}'"
+    return f'{shlex.quote(PYTHON)} -m lib runs --job {shlex.quote(upstream)} --covered "$START" "$END"'
+
+
+def task_env(spec: Job) -> dict[str, str]:
+    """The templated values a task's command reads, added to the worker's environment."""
+    return {**INTERVAL_ENV, **(BACKFILL_ENV if "backfill" in spec.accepts else {})}
 
 
 def build(spec: Job) -> DAG:
@@ -108,10 +132,11 @@ def build(spec: Job) -> DAG:
         tags=["roman-workbook", "medallion"],
         doc_md=f"**{spec.name}**: {spec.what}. Notebook `notebooks/{spec.notebook}`, every {spec.every}.",
     ) as dag:
-        job = BashOperator(task_id=f"run_{spec.name}", bash_command=run_command(spec))
+        job = BashOperator(task_id=f"run_{spec.name}", bash_command=run_command(spec), env=task_env(spec),
+                           append_env=True)
         if spec.depends_on:
-            wait = BashSensor(
-                task_id=f"wait_for_{spec.depends_on}", bash_command=wait_command(spec.depends_on),
+            wait = WaitForRuns(
+                task_id=f"wait_for_{spec.depends_on}", bash_command=wait_command(spec.depends_on), env=INTERVAL_ENV,
                 mode="reschedule", poke_interval=WAIT_POKE.total_seconds(), timeout=WAIT_TIMEOUT.total_seconds(),
                 retries=0,
             )

@@ -4,11 +4,14 @@ registry, with its cadences, parameters and dependencies, retries and the alerti
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from lib.config import ROOT, settings
+from lib.jobs.airflow import airflow
 from lib.jobs.registry import JOBS
 
 PROBE = """
@@ -44,7 +47,9 @@ def test_each_job_is_a_dag_on_its_cadence_with_a_data_interval(dags: dict, name:
         assert (dag["timetable"], dag["cron"]) == ("NullTimetable", None)
     assert dag["retries"][f"run_{name}"] == 2 and dag["alerts"]
     command = dag["commands"][f"run_{name}"]
-    assert f"-m lib run {name} " in command and "--attempt {{ ti.try_number }}" in command
+    assert f"-m lib run {name}" in command and '--attempt "$ATTEMPT"' in command
+    # no template in any command: what a run's conf holds reaches bash only as an environment variable
+    assert not [c for c in dag["commands"].values() if "{{" in c or "{%" in c]
 
 
 @pytest.mark.parametrize("name", list(JOBS))
@@ -58,3 +63,91 @@ def test_a_job_waits_for_its_upstream_runs_to_cover_its_interval(dags: dict, nam
     upstream = JOBS[name].depends_on
     assert dags[name]["upstream"][f"run_{name}"] == [f"wait_for_{upstream}"]
     assert f"-m lib runs --job {upstream} --covered" in dags[name]["commands"][f"wait_for_{upstream}"]
+
+
+#: Values an attacker could put in a run's conf: each must reach the runner as one argument, intact.
+HOSTILE = [
+    "2026-01-01' ; touch pwned-quote ; echo '",
+    '2026-01-01" ; touch pwned-dquote ; echo "',
+    "$(touch pwned-subshell)",
+    "`touch pwned-backtick`",
+    "2026-01-01\ntouch pwned-newline",
+    "2026-01-01 && touch pwned-and || touch pwned-or",
+    "${IFS}touch${IFS}pwned-ifs; {{ 7 * 7 }}",
+]
+
+RENDER = """
+import importlib.util, json, sys
+from datetime import datetime, timezone
+from types import SimpleNamespace
+spec = importlib.util.spec_from_file_location("medallion_dags", "dags/medallion.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+start, end = json.loads(sys.argv[1])
+out = []
+for name in sys.argv[2:]:
+    dag = getattr(module, name + "_dag")
+    for task in dag.tasks:
+        context = {"params": {"start_date": start, "end_date": end, "backfill": True},
+                   "data_interval_start": datetime(2026, 1, 1, tzinfo=timezone.utc),
+                   "data_interval_end": datetime(2026, 1, 2, tzinfo=timezone.utc),
+                   "ti": SimpleNamespace(try_number=1)}
+        task.render_template_fields(context, jinja_env=dag.get_template_env())
+        out.append({"dag": name, "task": task.task_id, "command": task.bash_command, "env": task.env,
+                    "append_env": getattr(task, "append_env", None)})
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_hostile_param_reaches_the_runner_as_one_argument_and_runs_nothing(hostile: str, tmp_path: Path) -> None:
+    """Every task's command of every DAG, rendered as Airflow renders it with a hostile start_date, run by
+    bash with a stub interpreter (at a path with a space and a quote): the stub gets the value intact as
+    the argument after --start (or --covered), and nothing else ran: no file appeared."""
+    stub = tmp_path / "bin dir's" / "python"
+    stub.parent.mkdir()
+    stub.write_text('#!/bin/bash\nprintf "%s\\0" "$@" > "$ARGV_OUT"\n')
+    stub.chmod(0o755)
+    python = settings().airflow_venv / "bin" / "python"
+    done = subprocess.run([str(python), "-c", RENDER, json.dumps([hostile, hostile]), *JOBS], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "WORKBOOK_PYTHON": str(stub)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    tasks = json.loads(done.stdout.strip().splitlines()[-1])
+    assert {t["task"] for t in tasks} >= {f"run_{name}" for name in JOBS}
+    work = tmp_path / "work"
+    for task in tasks:
+        work.mkdir()
+        argv_out = tmp_path / "argv"
+        env = {"PATH": os.environ["PATH"], "ARGV_OUT": str(argv_out), **task["env"]}
+        ran = subprocess.run(["bash", "-c", task["command"]], cwd=work, env=env, capture_output=True, text=True,
+                             timeout=30)
+        assert ran.returncode == 0, (task, ran.stderr)
+        argv = argv_out.read_bytes().decode().split("\0")[:-1]
+        assert sorted(p.name for p in work.iterdir()) == [], (task["task"], list(work.iterdir()))
+        if task["task"].startswith("run_"):
+            at = argv.index("--start")
+            assert argv[at:at + 6] == ["--start", hostile, "--end", hostile, "--attempt", "1"], argv
+        else:
+            assert argv[-3:] == ["--covered", hostile, hostile], argv
+        if task["task"].startswith("run_") and "backfill" in JOBS[task["dag"]].accepts:
+            assert "--backfill" in argv
+        argv_out.unlink()
+        work.rmdir()
+    assert not list(ROOT.glob("pwned*")) and not list(tmp_path.glob("**/pwned*"))
+
+
+def test_airflow_refuses_a_hostile_conf_before_a_task_exists(tmp_path: Path) -> None:
+    """`airflow dags test bronze --conf` with a shell payload in start_date: Airflow's own Param check
+    refuses the run with a message naming the param, before any task (or Spark) starts; nothing ran."""
+    home, runs = tmp_path / "airflow-home", tmp_path / "runs"
+    env = {"AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+           "RUNS_DIR": str(runs)}
+    cfg = settings()
+    assert airflow(cfg, ["db", "migrate"], env=env, capture=True).returncode == 0
+    hostile = {"start_date": "2026-01-01' ; touch pwned ; echo '", "end_date": "2026-01-02"}
+    done = airflow(cfg, ["dags", "test", "bronze", "--conf", json.dumps(hostile)], env=env, capture=True)
+    assert done.returncode != 0
+    assert "Invalid input for param start_date" in done.stderr and "does not match" in done.stderr
+    assert "run_bronze" not in done.stdout + done.stderr.split("ParamValidationError")[0]  # no task was run
+    assert not (ROOT / "pwned").exists() and not list(tmp_path.glob("**/pwned")) and not runs.exists()
