@@ -12,11 +12,13 @@ from lib import stack
 from lib.config import Settings, settings
 from lib.errors import ConfigError, ParameterError, WorkbookError
 from lib.jobs.airflow import airflow
+from lib.jobs.alerts import alert
 from lib.jobs.history import RunHistory
 from lib.jobs.kernel import install
 from lib.jobs.registry import JOBS, Interval, job, parse_time
 from lib.jobs.runner import run_job
 from lib.jobs.scheduler import Retry, schedule
+from lib.stack.flink import RESTART_ATTEMPTS
 from lib.stream import lifecycle
 from lib.stream.job import CONSOLE_TAG, StreamJob
 from lib.stream.rest import FlinkRest
@@ -186,6 +188,8 @@ def _stream_command(args: argparse.Namespace, cfg: Settings) -> int:
     if args.action == "tail":
         print("\n".join(flink.console_lines(CONSOLE_TAG, last=args.lines)))
         return 0
+    if job_id is None and args.action == "status":
+        return _stream_down(cfg, flink, job.name)
     if job_id is None:
         print(f"{job.name} is not running; start it with `python -m lib stream start`")
         return 3
@@ -196,11 +200,28 @@ def _stream_command(args: argparse.Namespace, cfg: Settings) -> int:
         print(f"{job.name} {lifecycle.cancel(cfg, job_id)}; its latest checkpoint is kept for the next start")
     else:
         info, counts = flink.job(job_id), flink.checkpoints(job_id).get("counts", {})
-        print(f"{job.name} {info['state']} as {job_id}; checkpoints: {counts}")
+        restarts = flink.restarts(job_id)
+        print(f"{job.name} {info['state']} as {job_id}; restarts: {restarts}; checkpoints: {counts}")
+        if restarts or info["state"] != "RUNNING":
+            print(f"it is failing and restarting ({RESTART_ATTEMPTS} restarts before it fails for good). "
+                  f"{flink.why(job_id)}")
         rows = [(m["operator"][:70], m["records_in"], m["records_out"], _when(m["watermark_ms"]))
                 for m in flink.vertex_metrics(job_id)]
         print(tabulate(rows, headers=["operator chain", "records in", "records out", "watermark"]))
     return 0
+
+
+def _stream_down(cfg: Settings, flink: FlinkRest, name: str) -> int:
+    """`stream status` of a job that is not running: a job that failed for good alerts, with its cause."""
+    newest = flink.newest_job(name)
+    if newest is None or newest["state"] != "FAILED":
+        print(f"{name} is not running; start it with `python -m lib stream start`")
+        return 3
+    cause = flink.why(newest["jid"])
+    print(f"{name} FAILED as {newest['jid']} after {flink.restarts(newest['jid'])} restarts. {cause} "
+          "Fix the cause, then `python -m lib stream start` resumes from its latest checkpoint.")
+    alert(cfg, f"stream:{name}", "the stream", RESTART_ATTEMPTS, None, f"the Flink job FAILED: {cause}", None)
+    return 1
 
 
 def _when(ms: int | None) -> str:

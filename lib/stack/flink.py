@@ -31,6 +31,8 @@ _JAVA_OPTS = " ".join(
     )]
 )
 
+#: Restarts a failing job gets before it is FAILED (about ten minutes with the delays below).
+RESTART_ATTEMPTS = 24
 TASK_SLOTS = 4  # one taskmanager; in cluster mode each of the two has CLUSTER_TASK_SLOTS
 CLUSTER_TASK_SLOTS = 2
 
@@ -128,11 +130,15 @@ def flink_config(cfg: Settings) -> dict:
         "web": {"tmpdir": str(home / "tmp" / "web")},
         "blob": {"server": {"port": cfg.flink_blob_port}, "storage": {"directory": str(home / "tmp" / "blob")}},
         "io": {"tmp": {"dirs": str(home / "tmp" / "io")}},
-        # A job whose source is unreachable (broker down) keeps retrying instead of failing for good.
+        # A job whose source is unreachable (broker down) retries with a growing delay, for about ten
+        # minutes (2+4+8+16 s, then every 30 s), then fails for good: a job that keeps failing is FAILED
+        # in `stream status`, which alerts, instead of restarting forever. Ten minutes of stable
+        # running give it its attempts back.
         "restart-strategy": {
             "type": "exponential-delay",
             "exponential-delay": {"initial-backoff": "2s", "max-backoff": "30s",
-                                  "attempts-before-reset-backoff": 1000000},
+                                  "attempts-before-reset-backoff": RESTART_ATTEMPTS,
+                                  "reset-backoff-threshold": "10min"},
         },
         "state": {"backend": {"type": "hashmap"}},
         "execution": {

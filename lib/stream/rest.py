@@ -52,6 +52,15 @@ class FlinkRest:
     def job(self, job_id: str) -> dict:
         return self._call(f"/jobs/{job_id}")
 
+    def restarts(self, job_id: str) -> int:
+        """How many times the job restarted after a failure since it was submitted (Flink's numRestarts)."""
+        found = self._call(f"/jobs/{job_id}/metrics?get=numRestarts")
+        return int(float(found[0]["value"])) if found else 0
+
+    def newest_job(self, name: str) -> dict | None:
+        """The newest job with this name in any state (a FAILED job included), as /jobs/overview has it."""
+        return next((j for j in self.jobs() if j["name"] == name), None)
+
     def running_job(self, name: str) -> str | None:
         """The id of the running (or restarting) job with this name, if any: a notebook re-run finds its job."""
         for found in self.jobs():
