@@ -9,6 +9,12 @@ AIRFLOW_VENV := .venv-airflow
 VPY := $(VENV)/bin/python
 SITE := lib/python3.11/site-packages
 MVN := mvn -q -B -s jars/settings.xml -f jars/pom.xml
+# Every lock carries a sha256 hash per file: pip refuses a file that differs and any package not listed.
+# Without build isolation, the few sdists in the locks (pyspark, PyFlink's libraries, ...) build with the
+# virtualenv's own hashed setuptools, not with one fetched unpinned for the build.
+PIP_INSTALL := -m pip install -q --disable-pip-version-check --require-hashes --no-build-isolation
+BOOTSTRAP := requirements-bootstrap.txt
+LOCK_VENV := /tmp/roman-lock
 KERNEL := $(VENV)/share/jupyter/kernels/roman-workbook/kernel.json
 JARS_STAMP := build/jars/.fetched
 BOMBARDIER := build/bin/bombardier
@@ -26,25 +32,30 @@ help: ## List the commands
 
 setup: $(VENV)/.installed $(FLINK_VENV)/.installed $(AIRFLOW_VENV)/.installed $(JARS_STAMP) $(KERNEL) ## Install what is missing: virtualenvs, jars, Jupyter kernel
 
-$(VENV)/.installed: requirements.txt
+# Each virtualenv gets the pinned pip and setuptools first (Python 3.11 ships pip 23 and setuptools 65),
+# then its lock.
+$(VENV)/.installed: requirements.txt $(BOOTSTRAP)
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: the workbook needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
 	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(VPY) $(PIP_INSTALL) -r $(BOOTSTRAP)
+	$(VPY) $(PIP_INSTALL) -r requirements.txt
 	echo "$(CURDIR)" > $(VENV)/$(SITE)/roman_workbook.pth
 	touch $@
 
 # Airflow 3.3.2 and its 129 dependencies, from the committed lock (its constraints files cannot be fetched).
 airflow: $(AIRFLOW_VENV)/.installed ## Airflow in .venv-airflow, for the DAGs in dags/ (`python -m lib airflow ...`)
 
-$(AIRFLOW_VENV)/.installed: requirements-airflow.txt
+$(AIRFLOW_VENV)/.installed: requirements-airflow.txt $(BOOTSTRAP)
 	test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-airflow.txt
+	$(AIRFLOW_VENV)/bin/python $(PIP_INSTALL) -r $(BOOTSTRAP)
+	$(AIRFLOW_VENV)/bin/python $(PIP_INSTALL) -r requirements-airflow.txt
 	echo "$(CURDIR)" > $(AIRFLOW_VENV)/$(SITE)/roman_workbook.pth
 	touch $@
 
-$(FLINK_VENV)/.installed: requirements-flink.txt
+$(FLINK_VENV)/.installed: requirements-flink.txt $(BOOTSTRAP)
 	test -x $(FLINK_VENV)/bin/python || $(PYTHON) -m venv $(FLINK_VENV)
-	$(FLINK_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-flink.txt
+	$(FLINK_VENV)/bin/python $(PIP_INSTALL) -r $(BOOTSTRAP)
+	$(FLINK_VENV)/bin/python $(PIP_INSTALL) -r requirements-flink.txt
 	echo "$(CURDIR)" > $(FLINK_VENV)/$(SITE)/roman_workbook.pth
 	touch $@
 
@@ -109,11 +120,13 @@ lint: $(VENV)/.installed ## ruff over lib/, dags/, tests/, bench/ and the notebo
 	$(VENV)/bin/ruff check $(wildcard lib dags tests bench notebooks) conftest.py
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
-lock: ## Re-resolve requirements.txt from the pins in pyproject.toml
-	rm -rf /tmp/roman-lock && $(PYTHON) -m venv /tmp/roman-lock
-	/tmp/roman-lock/bin/pip install -q ".[test]" && /tmp/roman-lock/bin/pip freeze --exclude-editable \
-	  | grep -v '^roman-workbook' > requirements.lock.new
-	@echo "review requirements.lock.new, then move it over requirements.txt (keep the header)"
+# uv (pinned with hashes in requirements-tools.txt) in a throwaway virtualenv; lib/lockfile.py says how.
+lock: ## Re-resolve every lock with sha256 hashes: requirements.txt from pyproject.toml's pins, the others from their own
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python $(PIP_INSTALL) -r $(BOOTSTRAP)
+	$(LOCK_VENV)/bin/python $(PIP_INSTALL) -r requirements-tools.txt
+	$(LOCK_VENV)/bin/python -m lib.lockfile
+	@git diff --stat -- 'requirements*.txt'; echo "review the diff (git diff requirements*.txt), then commit it"
 
 clean-stack: down ## Forget the stack's data (Kafka log, catalog, warehouse, checkpoints)
 	@test -x $(VPY) && STACK_HOME=$(CURDIR)/.stack-cluster $(VPY) -m lib stack down >/dev/null || true

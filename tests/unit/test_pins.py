@@ -1,4 +1,4 @@
-"""Every version is pinned, and the pins that must agree across Python and the JVM do."""
+"""Every version is pinned with its hashes, and the pins that must agree across Python and the JVM do."""
 
 from __future__ import annotations
 
@@ -6,19 +6,41 @@ import re
 import tomllib
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from lib.config import ROOT
 
 NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
 
+LOCKS = ("requirements.txt", "requirements-flink.txt", "requirements-airflow.txt", "requirements-bootstrap.txt",
+         "requirements-tools.txt")
+HASH = re.compile(r"--hash=sha256:[0-9a-f]{64}")
+
+
+def _entries(name: str) -> dict[str, list[str]]:
+    """Each requirement line of a lock (`pkg==version`, a marker after `;` dropped) and its hash options."""
+    entries: dict[str, list[str]] = {}
+    current = ""
+    for raw in (ROOT / name).read_text().splitlines():
+        line = raw.strip().removesuffix("\\").strip()
+        if not line or line.startswith("#"):
+            continue
+        if raw[0].isspace():
+            assert current and HASH.fullmatch(line), f"{name}: {raw!r} is not a --hash=sha256 line of {current}"
+            entries[current].append(line)
+        else:
+            current = line.split(";")[0].strip()
+            entries[current] = []
+    return entries
+
+
 def _lock(name: str) -> dict[str, str]:
     pins = {}
-    for line in (ROOT / name).read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            assert "==" in line, f"{name}: {line!r} is not pinned with =="
-            pkg, version = line.split("==")
-            pins[re.sub(r"[-_.]+", "-", pkg.lower())] = version
+    for requirement in _entries(name):
+        assert "==" in requirement, f"{name}: {requirement!r} is not pinned with =="
+        pkg, version = requirement.split("==")
+        pins[re.sub(r"[-_.]+", "-", pkg.lower())] = version
     return pins
 
 
@@ -59,3 +81,38 @@ def test_the_airflow_lock_pins_airflow_and_every_dependency() -> None:
     assert lock["apache-airflow"] == lock["apache-airflow-core"] == "3.3.2"
     assert "apache-airflow-providers-standard" in lock  # BashOperator and BashSensor
     assert "papermill" not in lock  # the tasks run papermill in .venv, through `python -m lib run`
+
+
+@pytest.mark.parametrize("name", LOCKS)
+def test_every_pin_carries_its_hashes(name: str) -> None:
+    """pip --require-hashes refuses a file whose sha256 is not listed, and a package the lock does not list."""
+    entries = _entries(name)
+    assert entries, name
+    for requirement, hashes in entries.items():
+        assert hashes, f"{name}: {requirement} has no --hash (make lock adds them)"
+        assert len(set(hashes)) == len(hashes), f"{name}: {requirement} lists a hash twice"
+
+
+def test_pip_and_setuptools_are_pinned_past_what_python_ships() -> None:
+    boot = _lock("requirements-bootstrap.txt")
+    assert set(boot) == {"pip", "setuptools"}
+    assert int(boot["pip"].split(".")[0]) >= 25 and int(boot["setuptools"].split(".")[0]) >= 70
+    for name in ("requirements.txt", "requirements-flink.txt", "requirements-airflow.txt"):
+        assert not {"pip", "setuptools"} & set(_lock(name)), f"{name} pins pip or setuptools apart from the bootstrap"
+
+
+def test_every_install_requires_hashes() -> None:
+    """The Makefile and each image install only hashed files, the pinned pip and setuptools first."""
+    makefile = (ROOT / "Makefile").read_text()
+    flags = re.search(r"^PIP_INSTALL := (.*)$", makefile, re.M).group(1)
+    assert "--require-hashes" in flags
+    for venv in ("$(VPY)", "$(FLINK_VENV)/bin/python", "$(AIRFLOW_VENV)/bin/python", "$(LOCK_VENV)/bin/python"):
+        installs = re.findall(rf"^\t{re.escape(venv)} (\S+) -r (\S+)$", makefile, re.M)
+        assert installs and installs[0] == ("$(PIP_INSTALL)", "$(BOOTSTRAP)"), venv
+        assert all(how == "$(PIP_INSTALL)" for how, _ in installs), venv
+    assert not re.search(r"pip install(?!.*--require-hashes)", makefile.replace("$(PIP_INSTALL)", flags))
+    for dockerfile in sorted((ROOT / "docker").glob("*/Dockerfile")):
+        lines = [line for line in dockerfile.read_text().splitlines() if "pip install" in line]
+        assert lines and all("--require-hashes" in line for line in lines), dockerfile
+        assert "requirements-bootstrap.txt" in lines[0], dockerfile
+
