@@ -8,7 +8,9 @@ FLINK_VENV := .venv-flink
 AIRFLOW_VENV := .venv-airflow
 VPY := $(VENV)/bin/python
 SITE := lib/python3.11/site-packages
-MVN := mvn -q -B -s jars/settings.xml -f jars/pom.xml
+# -C (strict checksums): a download whose checksum does not match the one the repository publishes fails
+# the build, where Maven's default is to warn and cache it (jars/settings.xml says the same for Central).
+MVN := mvn -q -B -C -s jars/settings.xml -f jars/pom.xml
 # Every lock carries a sha256 hash per file: pip refuses a file that differs and any package not listed.
 # Without build isolation, the few sdists in the locks (pyspark, PyFlink's libraries, ...) build with the
 # virtualenv's own hashed setuptools, not with one fetched unpinned for the build.

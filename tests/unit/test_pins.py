@@ -116,3 +116,11 @@ def test_every_install_requires_hashes() -> None:
         assert lines and all("--require-hashes" in line for line in lines), dockerfile
         assert "requirements-bootstrap.txt" in lines[0], dockerfile
 
+
+def test_maven_fails_on_a_checksum_mismatch() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^MVN := mvn .*(-C|--strict-checksums)\b", makefile, re.M)
+    settings = ET.parse(ROOT / "jars" / "settings.xml").getroot()
+    ns = {"s": "http://maven.apache.org/SETTINGS/1.2.0"}
+    policies = [p.text for p in settings.iterfind(".//s:releases/s:checksumPolicy", ns)]
+    assert policies and set(policies) == {"fail"}
