@@ -27,7 +27,7 @@ NBVAL := --nbval --nbval-kernel-name roman-workbook --nbval-sanitize-with notebo
 	--nbval-cell-timeout 600
 
 .PHONY: help setup run test test-unit test-integration test-notebooks test-cluster up down status lab bench lint lock jars airflow \
-	clean clean-stack
+	env clean clean-stack
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-17s %s\n", $$1, $$2}'
@@ -129,6 +129,10 @@ lock: ## Re-resolve every lock with sha256 hashes: requirements.txt from pyproje
 	$(LOCK_VENV)/bin/python $(PIP_INSTALL) -r requirements-tools.txt
 	$(LOCK_VENV)/bin/python -m lib.lockfile
 	@git diff --stat -- 'requirements*.txt'; echo "review the diff (git diff requirements*.txt), then commit it"
+
+# The system Python on purpose: .env can be made before any virtualenv exists.
+env: ## Write .env for docker compose with a random value for each secret (FORCE=1 replaces an existing one)
+	$(PYTHON) -m lib.envfile write $(if $(FORCE),--force)
 
 clean-stack: down ## Forget the stack's data (Kafka log, catalog, warehouse, checkpoints)
 	@test -x $(VPY) && STACK_HOME=$(CURDIR)/.stack-cluster $(VPY) -m lib stack down >/dev/null || true
