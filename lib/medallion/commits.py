@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from lib.errors import CommitConflict
+from lib.medallion.engine_errors import is_commit_conflict
 from lib.medallion.statements import Statement, commit, lines
 
 if TYPE_CHECKING:
@@ -32,8 +33,6 @@ R = TypeVar("R")
 GUARD = "WHEN MATCHED AND FALSE THEN DELETE"
 #: A run that loses this many races in a row gives up with CommitConflict (the scheduler retries it).
 CONFLICT_ATTEMPTS = 5
-_CONFLICT_MARKERS = ("org.apache.iceberg.exceptions.ValidationException",
-                     "org.apache.iceberg.exceptions.CommitFailedException")
 
 
 @contextmanager
@@ -74,7 +73,7 @@ def insert_new(spark: SparkSession, batch: DataFrame, statement: Statement) -> d
 
 def is_conflict(exc: BaseException) -> bool:
     """Did this Spark call fail because another commit won the race (not for any other reason)?"""
-    return isinstance(exc, CommitConflict) or any(marker in str(exc) for marker in _CONFLICT_MARKERS)
+    return isinstance(exc, CommitConflict) or is_commit_conflict(exc)
 
 
 def retry_on_conflict(step: Callable[[int], R], what: str, attempts: int = CONFLICT_ATTEMPTS) -> R:

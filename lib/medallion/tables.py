@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from lib.medallion.engine_errors import is_already_exists
+
 if TYPE_CHECKING:  # type hints only: the table names and DDL serve modules that never start Spark
     from pyspark.sql import DataFrame, SparkSession
 
@@ -70,7 +72,7 @@ def _create(spark: SparkSession, statement: str) -> None:
     try:
         spark.sql(statement)
     except Exception as exc:  # AnalysisException, or Py4JJavaError for Iceberg's AlreadyExistsException
-        if "already exists" not in str(exc).lower():
+        if not is_already_exists(exc):
             raise
 
 
@@ -129,12 +131,27 @@ def date_predicate(spark: SparkSession, batch: DataFrame, column: str = "t.event
                    slack: timedelta = timedelta(0)) -> str:
     """The target predicate that lets Iceberg prune a MERGE to the partitions the batch can match
     (the batch's event dates, `slack` days either side)."""
-    dates = [r[0] for r in batch.select("event_date").distinct().collect()]
+    # As text: Spark's dates reach year 10000 and beyond (a time of 9999-12-31T23:59-01:00 is one),
+    # Python's stop at 9999, and collecting such a date as a date raises.
+    texts = [r[0] for r in batch.selectExpr("CAST(event_date AS STRING)").distinct().collect()]
     known: set[date] = set()
-    for d in dates:
-        if d is not None:
-            known |= {d + timedelta(days=k) for k in range(-slack.days, slack.days + 1)}
+    beyond = False
+    for text in texts:
+        if text is None:
+            continue
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            beyond = True
+            continue
+        for k in range(-slack.days, slack.days + 1):
+            try:
+                known.add(day + timedelta(days=k))
+            except OverflowError:
+                beyond = True
     parts = [f"{column} IN ({in_list(sorted(known))})"] if known else []
-    if any(d is None for d in dates):
+    if beyond:
+        parts.append(f"{column} NOT BETWEEN DATE '0001-01-01' AND DATE '9999-12-31'")
+    if None in texts:
         parts.append(f"{column} IS NULL")
     return "(" + " OR ".join(parts) + ")" if parts else "FALSE"

@@ -305,7 +305,7 @@ def validation_reason(payload: str | bytes) -> str | None:
         return "bad_success: success is missing or not a boolean"
     latency = doc.get("latency_ms")
     if isinstance(latency, bool) or not isinstance(latency, int | float) or not 0 <= latency < math.inf:
-        return "bad_latency: latency_ms is missing, negative, infinite or not a number"
+        return "bad_latency: latency_ms is missing, negative or not a number (a finite one)"
     version = doc.get("schema_version")
     if type(version) is not int or version not in SCHEMA_VERSIONS:  # not 1.0, not true
         return f"bad_schema_version: {str(version)[:20]!r} is not one of {', '.join(map(str, SCHEMA_VERSIONS))}"

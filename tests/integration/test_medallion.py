@@ -18,6 +18,7 @@ from lib.errors import InjectedCrash
 from lib.kafka import admin, connect_producer, ensure_topic
 from lib.medallion.bronze import committed_positions, run_bronze
 from lib.medallion.catalog import catalog, keep_raw_payload
+from lib.medallion.engine_errors import is_already_exists, is_commit_conflict, java_classes
 from lib.medallion.gold import run_gold
 from lib.medallion.invariants import check_all
 from lib.medallion.migration import current_snapshot, run_migration, snapshot_before_column
@@ -217,6 +218,13 @@ def test_poison_records_land_with_their_reasons_and_every_invariant_holds(cfg: S
     not_utf8 = dead[dead.reason == "not UTF-8 text"]  # read whole by PyIceberg: raw bytes beside their text
     assert list(not_utf8.payload_text) == [records[0][0].decode(errors="replace")]
     assert_invariants(spark, on_topic)
+
+
+def test_a_create_of_an_existing_table_is_known_by_its_jvm_class(spark) -> None:
+    with pytest.raises(Exception) as raised:
+        spark.sql(f"CREATE TABLE {BRONZE_EVENTS} (x INT) USING iceberg")
+    assert java_classes(raised.value) or raised.value.getCondition() == "TABLE_OR_VIEW_ALREADY_EXISTS"
+    assert is_already_exists(raised.value) and not is_commit_conflict(raised.value)
 
 
 def test_an_old_dead_letter_table_is_migrated_to_raw_bytes(cfg: Settings, spark) -> None:

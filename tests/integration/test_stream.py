@@ -26,7 +26,7 @@ from lib.traffic.produce import produce
 from tests.poison import poison
 
 pytestmark = pytest.mark.integration
-NOT_UTF8 = b'{"event_id": "\xff\xfe\xfd", "user_id": "latin-1 phone"}'
+NOT_UTF8 = poison()[0][0]
 
 
 @dataclass
@@ -82,8 +82,8 @@ def generated(live_stack: Settings) -> Iterator[LiveJob]:
     live = _start(live_stack, "gen")
     produce(replace(live_stack, events_topic=live.topic), 1500, seed=21,
             start=datetime.now(UTC) - timedelta(minutes=20), progress=False, save=False)
-    # a dead letter that is not even text, and one record of each kind a parser cannot hold
-    _send(live_stack, live.topic, [(b"u", NOT_UTF8, 0), *((b"poison", value, 1) for value, _, _ in poison())])
+    # one record of each kind a parser cannot hold, a dead letter that is not even text (NOT_UTF8) among them
+    _send(live_stack, live.topic, [(b"poison", value, 1) for value, _, _ in poison()])
     lifecycle.wait_caught_up(live_stack, live.job_id, live.job, progress=False)
     yield live
     lifecycle.cancel(live_stack, live.job_id)
