@@ -12,6 +12,8 @@ same parameters, and record every attempt in the same run history (`python -m li
   webhook at ALERT_WEBHOOK_URL).
 - Backfills: the params `backfill` (Bronze), `start_date` and `end_date` re-run any interval:
   `airflow dags trigger bronze --conf '{"backfill": true, "start_date": "…", "end_date": "…"}'`.
+  A date param must be ISO-8601 (Airflow refuses anything else when the run is created), and no
+  rendered value is ever command text: the tasks read them from their environment ("$START").
 - A job the registry does not schedule (`migrate-silver`) is a DAG without a schedule: an operator
   triggers it with `start_date` and `end_date` (without them the run fails, naming the fix).
 - Dependencies: Silver waits until Bronze's succeeded runs cover its hour, Gold until Silver's cover
