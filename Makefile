@@ -132,7 +132,7 @@ lock: ## Re-resolve every lock with sha256 hashes: requirements.txt from pyproje
 
 # The system Python on purpose: .env can be made before any virtualenv exists.
 env: ## Write .env for docker compose with a random value for each secret (FORCE=1 replaces an existing one)
-	$(PYTHON) -m lib.envfile write $(if $(FORCE),--force)
+	$(PYTHON) -m lib.envfile write$(if $(filter 1,$(FORCE)), --force)
 
 clean-stack: down ## Forget the stack's data (Kafka log, catalog, warehouse, checkpoints)
 	@test -x $(VPY) && STACK_HOME=$(CURDIR)/.stack-cluster $(VPY) -m lib stack down >/dev/null || true
