@@ -20,7 +20,7 @@ from lib.jobs.runner import run_job
 from lib.jobs.scheduler import Retry, schedule
 from lib.stack.flink import RESTART_ATTEMPTS
 from lib.stream import lifecycle
-from lib.stream.job import CONSOLE_TAG, StreamJob
+from lib.stream.job import CONSOLE_TAG, JOB_NAME, StreamJob
 from lib.stream.rest import FlinkRest
 from lib.traffic.produce import produce
 
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     stream_cmd.add_argument("--dedup-ttl", default="1 h", help="how long an event_id is remembered, e.g. '30 min'")
     stream_cmd.add_argument("--checkpoint-interval", default="5s", help="e.g. '5s'; the Iceberg sinks commit on each")
     stream_cmd.add_argument("--lines", type=_positive_int, default=20, help="tail: how many console lines")
+    stream_cmd.add_argument("--name", default=JOB_NAME, help=f"status, cancel: the job's name (default {JOB_NAME})")
     stream_cmd.add_argument("--fresh", action="store_true",
                             help="start: ignore kept checkpoints and savepoints (after a change of the job's SQL)")
 
@@ -175,7 +176,7 @@ def _stack_command(args: argparse.Namespace, cfg: Settings) -> int:
 
 def _stream_command(args: argparse.Namespace, cfg: Settings) -> int:
     """`python -m lib stream ...`: operate the Flink stream job from a shell, as an operator would."""
-    job = StreamJob(watermark_delay_s=args.watermark_delay, dedup_ttl=args.dedup_ttl,
+    job = StreamJob(name=args.name, watermark_delay_s=args.watermark_delay, dedup_ttl=args.dedup_ttl,
                     checkpoint_interval=args.checkpoint_interval)
     stack.require_up(cfg, ["kafka", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"])
     flink = FlinkRest(cfg)

@@ -7,6 +7,9 @@ that topic (or on its own user ids), so tests do not see each other's records.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lib import stack
-from lib.config import Settings
+from lib.config import ROOT, Settings
 from lib.kafka import connect_producer, end_offsets, ensure_topic, read_range
 from lib.service.events import handle_request, malformed_reason
 from lib.stream import lifecycle
@@ -226,3 +229,28 @@ def test_a_job_started_while_kafka_is_down_catches_up_when_it_is_back(live_stack
         assert sorted(rows.event_id) == sorted(json.loads(v)["event_id"] for v in sent)
     finally:
         lifecycle.cancel(live_stack, job_id)
+
+
+def test_a_job_that_keeps_failing_fails_for_good_and_status_alerts(live_stack: Settings, tmp_path) -> None:
+    """A job that fails on every record, with a small restart budget: it ends FAILED instead of restarting
+    forever, and `stream status` names the cause, alerts and exits 1."""
+    name = f"test-failing-{uuid.uuid4().hex[:8]}"
+    job_id = lifecycle.submit_sql(live_stack, [
+        "CREATE TEMPORARY TABLE numbers (n INT) WITH ('connector' = 'datagen', 'rows-per-second' = '5', "
+        "'fields.n.kind' = 'sequence', 'fields.n.start' = '1', 'fields.n.end' = '1000000')",
+        "CREATE TEMPORARY TABLE nowhere (n INT) WITH ('connector' = 'blackhole')",
+        "INSERT INTO nowhere SELECT 10 / (n - n) FROM numbers"], name,
+        extra={"restart-strategy.type": "exponential-delay",
+               "restart-strategy.exponential-delay.initial-backoff": "100 ms",
+               "restart-strategy.exponential-delay.max-backoff": "200 ms",
+               "restart-strategy.exponential-delay.attempts-before-reset-backoff": "2"})
+    flink, deadline = FlinkRest(live_stack), time.monotonic() + 90
+    while flink.job(job_id)["state"] != "FAILED" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert flink.job(job_id)["state"] == "FAILED"
+    done = subprocess.run([sys.executable, "-m", "lib", "stream", "status", "--name", name], cwd=ROOT,
+                          env={**os.environ, "RUNS_DIR": str(tmp_path)}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"{name} FAILED as {job_id}" in done.stdout and "ArithmeticException" in done.stdout, done.stdout
+    alerts = [json.loads(line) for line in (tmp_path / "alerts.log").read_text().splitlines()]
+    assert [a["job"] for a in alerts] == [f"stream:{name}"] and "FAILED" in alerts[0]["error"]
