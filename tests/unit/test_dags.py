@@ -83,37 +83,47 @@ from types import SimpleNamespace
 spec = importlib.util.spec_from_file_location("medallion_dags", "dags/medallion.py")
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
-start, end = json.loads(sys.argv[1])
-out = []
-for name in sys.argv[2:]:
-    dag = getattr(module, name + "_dag")
-    for task in dag.tasks:
-        context = {"params": {"start_date": start, "end_date": end, "backfill": True},
-                   "data_interval_start": datetime(2026, 1, 1, tzinfo=timezone.utc),
-                   "data_interval_end": datetime(2026, 1, 2, tzinfo=timezone.utc),
-                   "ti": SimpleNamespace(try_number=1)}
-        task.render_template_fields(context, jinja_env=dag.get_template_env())
-        out.append({"dag": name, "task": task.task_id, "command": task.bash_command, "env": task.env,
-                    "append_env": getattr(task, "append_env", None)})
+out = {}
+for value in json.loads(sys.argv[1]):
+    for name in sys.argv[2:]:
+        dag = getattr(module, name + "_dag")
+        for task in dag.tasks:
+            task = task.prepare_for_execution()  # a copy: each value renders from the templates
+            context = {"params": {"start_date": value, "end_date": value, "backfill": True},
+                       "data_interval_start": datetime(2026, 1, 1, tzinfo=timezone.utc),
+                       "data_interval_end": datetime(2026, 1, 2, tzinfo=timezone.utc),
+                       "ti": SimpleNamespace(try_number=1)}
+            task.render_template_fields(context, jinja_env=dag.get_template_env())
+            out.setdefault(value, []).append({"dag": name, "task": task.task_id, "command": task.bash_command,
+                                              "env": task.env})
 print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize("hostile", HOSTILE)
-def test_a_hostile_param_reaches_the_runner_as_one_argument_and_runs_nothing(hostile: str, tmp_path: Path) -> None:
-    """Every task's command of every DAG, rendered as Airflow renders it with a hostile start_date, run by
-    bash with a stub interpreter (at a path with a space and a quote): the stub gets the value intact as
-    the argument after --start (or --covered), and nothing else ran: no file appeared."""
-    stub = tmp_path / "bin dir's" / "python"
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[dict]]]:
+    """Every task of every DAG rendered by Airflow for each hostile value, with a stub interpreter (at a
+    path with a space and a quote) as the project's: (the stub, {value: tasks})."""
+    stub = tmp_path_factory.mktemp("stub") / "bin dir's" / "python"
     stub.parent.mkdir()
     stub.write_text('#!/bin/bash\nprintf "%s\\0" "$@" > "$ARGV_OUT"\n')
     stub.chmod(0o755)
     python = settings().airflow_venv / "bin" / "python"
-    done = subprocess.run([str(python), "-c", RENDER, json.dumps([hostile, hostile]), *JOBS], cwd=ROOT,
+    done = subprocess.run([str(python), "-c", RENDER, json.dumps(HOSTILE), *JOBS], cwd=ROOT,
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, "WORKBOOK_PYTHON": str(stub)})
     assert done.returncode == 0, done.stderr[-2000:]
-    tasks = json.loads(done.stdout.strip().splitlines()[-1])
+    return stub, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_hostile_param_reaches_the_runner_as_one_argument_and_runs_nothing(
+        hostile: str, rendered: tuple[Path, dict[str, list[dict]]], tmp_path: Path) -> None:
+    """Every task's command of every DAG, rendered as Airflow renders it with a hostile start_date and
+    end_date, run by bash: the stub interpreter gets the value intact as one argument, and nothing else
+    ran (no file appeared)."""
+    by_value = rendered[1]
+    tasks = by_value[hostile]
     assert {t["task"] for t in tasks} >= {f"run_{name}" for name in JOBS}
     work = tmp_path / "work"
     for task in tasks:
