@@ -11,7 +11,9 @@ every function that needs an address; no module below the edges reads the enviro
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -43,6 +45,8 @@ JARS_DIR = ("JARS_DIR", str(ROOT / "build" / "jars"))
 FLINK_VENV = ("FLINK_VENV", str(ROOT / ".venv-flink"))
 AIRFLOW_VENV = ("AIRFLOW_VENV", str(ROOT / ".venv-airflow"))  # Airflow 3.3.2 (`make airflow`), for dags/
 ALERT_WEBHOOK_URL = ("ALERT_WEBHOOK_URL", "")  # empty: alerts go to stderr and runs/alerts.log only
+# Seconds one alert may spend on the webhook in all (connect, send, answer): the scheduler waits that long.
+ALERT_WEBHOOK_TIMEOUT_S = ("ALERT_WEBHOOK_TIMEOUT_S", "10")
 RUNS_DIR = ("RUNS_DIR", str(ROOT / "runs"))  # executed notebooks, run history, alerts log, scheduler lock
 SPARK_DRIVER_MEMORY = ("SPARK_DRIVER_MEMORY", "2g")
 # Cluster mode: `stack up` also starts a Spark standalone master and worker and a second Flink
@@ -66,6 +70,27 @@ EVENT_SCHEMA_VERSION = ("EVENT_SCHEMA_VERSION", "1")
 #: The AWS SDK (2.30+) sends and checks CRC checksums by default, which some S3-compatible servers
 #: refuse; Iceberg 1.11 has no property for it, so every JVM that may use S3FileIO gets these flags.
 S3_CHECKSUM_FLAGS = ("-Daws.requestChecksumCalculation=when_required", "-Daws.responseChecksumValidation=when_required")
+
+
+#: Kafka's legal topic names (its Topic.validate): 1 to 249 of these characters, and not "." or "..".
+_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+#: A host name, an IPv4 address or a bracketed IPv6 address.
+_HOST = r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])"
+_BOOTSTRAP = re.compile(rf"{_HOST}:[0-9]{{1,5}}(?:\s*,\s*{_HOST}:[0-9]{{1,5}})*")
+#: The characters of a URL (RFC 3986) less the single quote: what may sit inside a SQL string literal.
+_URL_CHARS = re.compile(r"[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+")
+_URL_RULE = "only URL characters: no quote, backslash, space or non-ASCII character (percent-encode them)"
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+#: An SQL identifier that needs no quoting, in Spark and Flink alike.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: S3's bucket names: 3 to 63 lower-case letters, digits, dots and hyphens, a letter or digit at each end.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[a-z0-9-]{1,64}")
+#: Printable ASCII without the characters that end or escape a SQL string literal (for the S3 keys).
+_LITERAL = re.compile(r"[\x21-\x7e]+")
+_NOT_IN_LITERAL = set("'\"`\\")
+#: The longest ALERT_WEBHOOK_TIMEOUT_S: the scheduler waits that long for a webhook that does not answer.
+MAX_ALERT_WEBHOOK_TIMEOUT_S = 300.0
 
 
 def _env(pair: tuple[str, str]) -> str:
@@ -135,6 +160,12 @@ class Settings:
     spark_master_webui_url: str = "http://127.0.0.1:8080"
     spark_driver_host: str = "127.0.0.1"
     airflow_venv: Path = ROOT / ".venv-airflow"
+    alert_webhook_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        """Every field that is written into Spark or Flink SQL (as a literal or an identifier) is checked
+        here, so no value, from the environment or from `replace()`, can break out of its quotes."""
+        _check_sql_settings(self)
 
     @property
     def spark_master_address(self) -> HostPort:
@@ -193,6 +224,96 @@ class Settings:
         return str(Path(self.java_home) / "bin" / "java") if self.java_home else "java"
 
 
+def _check_topic(topic: str) -> None:
+    if not _TOPIC.fullmatch(topic) or topic in (".", ".."):
+        raise ConfigError(
+            f"EVENTS_TOPIC={topic!r} is not a legal Kafka topic name (it is also written into Spark and Flink "
+            "SQL): use 1 to 249 letters, digits, '.', '_' or '-' (not '.' or '..' alone), e.g. roman-conversions")
+
+
+def _check_bootstrap(servers: str) -> None:
+    ports = [int(p) for p in re.findall(r":([0-9]+)(?=\s*(?:,|$))", servers)]
+    if not _BOOTSTRAP.fullmatch(servers) or not all(0 < p < 65536 for p in ports):
+        raise ConfigError(
+            f"KAFKA_BOOTSTRAP_SERVERS={servers!r} must be host:port[,host:port] (it is written into Flink SQL): "
+            "host names of letters, digits, '.', '_' or '-' (or [IPv6]) and ports 1-65535, e.g. 127.0.0.1:9092")
+
+
+def _is_http_url(url: str) -> bool:
+    """http or https, a host, and a port from 1 to 65535 when one is given."""
+    try:
+        parsed = urlparse(url)
+        return parsed.scheme in ("http", "https") and bool(parsed.hostname) and (parsed.port is None or parsed.port > 0)
+    except ValueError:  # a port that is not a number or out of range, a broken [IPv6] host
+        return False
+
+
+def _check_http_url(name: str, url: str, example: str) -> None:
+    """An http(s) URL with a host (and a valid port when it names one) that fits inside a SQL literal."""
+    if not _is_http_url(url) or not _URL_CHARS.fullmatch(url):
+        raise ConfigError(f"{name}={url!r} must be an http:// or https:// URL with a host, a port from 1 to 65535 "
+                          f"when it gives one, and {_URL_RULE}; e.g. {example}")
+
+
+def _check_sql_settings(cfg: Settings) -> None:
+    """The rules of the settings that reach SQL; each message names the variable, the rule and an example."""
+    _check_topic(cfg.events_topic)
+    _check_bootstrap(cfg.kafka_bootstrap_servers)
+    _check_http_url("ICEBERG_REST_URI", cfg.iceberg_rest_uri, "http://127.0.0.1:8181")
+    _check_http_url("S3_ENDPOINT", cfg.s3_endpoint, "http://127.0.0.1:9000")
+    if not (_SCHEME.match(cfg.iceberg_warehouse) and _URL_CHARS.fullmatch(cfg.iceberg_warehouse)):
+        raise ConfigError(
+            f"ICEBERG_WAREHOUSE={cfg.iceberg_warehouse!r} must be a URI with a scheme and {_URL_RULE} (it is "
+            "written into Flink SQL); e.g. s3://warehouse/ or file:///data/warehouse, or unset it for the default")
+    if not _IDENTIFIER.fullmatch(cfg.catalog_name):
+        raise ConfigError(f"catalog_name={cfg.catalog_name!r} is a SQL identifier: use letters, digits and '_', "
+                          "not starting with a digit, e.g. lake")
+    if not _BUCKET.fullmatch(cfg.s3_bucket) or ".." in cfg.s3_bucket:
+        raise ConfigError(f"S3_BUCKET={cfg.s3_bucket!r} is not a legal S3 bucket name: use 3 to 63 lower-case "
+                          "letters, digits, '.' or '-', starting and ending with a letter or digit, e.g. warehouse")
+    if not _REGION.fullmatch(cfg.s3_region):
+        raise ConfigError(f"S3_REGION={cfg.s3_region!r} must be lower-case letters, digits and '-', e.g. us-east-1")
+    for name, value in (("S3_ACCESS_KEY_ID", cfg.s3_access_key_id), ("S3_SECRET_ACCESS_KEY", cfg.s3_secret_access_key)):
+        if not _LITERAL.fullmatch(value) or _NOT_IN_LITERAL & set(value):
+            # The value is a credential: the message never repeats it.
+            raise ConfigError(f"{name} (not shown) must be printable ASCII without spaces, quotes (' \" `) or "
+                              "backslashes: it is written into Flink SQL as a string literal")
+
+
+def redact_url(url: str) -> str:
+    """The URL up to its host and port, "..." for the rest: a webhook's path and user part are often its
+    secret (a chat webhook's token), so logs and messages show only where it points."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    _, at, host = authority.rpartition("@")
+    shown = (f"{scheme}://" if sep else "") + ("...@" if at else "") + host
+    return shown + ("/..." if len(authority) < len(rest) else "")
+
+
+def _check_webhook(url: str) -> None:
+    """ALERT_WEBHOOK_URL, when set, must be something urllib can POST to: checked now rather than at the
+    first alert, which is the worst moment to learn the webhook never worked."""
+    if not _is_http_url(url) or not url.isascii() or any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ConfigError(
+            f"ALERT_WEBHOOK_URL={redact_url(url)!r} (the rest not shown) must be an http:// or https:// URL with a "
+            "host, a port from 1 to 65535 when it gives one, and no space or non-ASCII character, e.g. "
+            "https://hooks.example.com/alerts; or unset it to alert on stderr and runs/alerts.log only")
+
+
+def _seconds(pair: tuple[str, str], most: float) -> float:
+    value = _env(pair)
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= most:  # also refuses nan and inf
+        raise ConfigError(f"{pair[0]}={value!r} must be a number of seconds above 0 and at most {most:g} "
+                          f"(default {pair[1]})")
+    return seconds
+
+
 def _positive(pair: tuple[str, str]) -> int:
     value = _env(pair)
     if not value.isdigit() or int(value) < 1:
@@ -222,6 +343,9 @@ def settings() -> Settings:
     version = _env(EVENT_SCHEMA_VERSION)
     if version not in ("1", "2"):
         raise ConfigError(f"EVENT_SCHEMA_VERSION={version!r}: use 1 (the default) or 2 (events name their client app)")
+    webhook = _env(ALERT_WEBHOOK_URL)
+    if webhook:
+        _check_webhook(webhook)
     return Settings(
         kafka_bootstrap_servers=_env(KAFKA_BOOTSTRAP_SERVERS),
         events_topic=_env(EVENTS_TOPIC),
@@ -232,7 +356,8 @@ def settings() -> Settings:
         flink_rest_url=_env(FLINK_REST_URL).rstrip("/"),
         flink_rpc_port=_positive(FLINK_RPC_PORT),
         flink_blob_port=_positive(FLINK_BLOB_PORT),
-        alert_webhook_url=_env(ALERT_WEBHOOK_URL),
+        alert_webhook_url=webhook,
+        alert_webhook_timeout_s=_seconds(ALERT_WEBHOOK_TIMEOUT_S, MAX_ALERT_WEBHOOK_TIMEOUT_S),
         runs_dir=Path(_env(RUNS_DIR)).resolve(),
         stack_home=stack_home,
         jars_dir=Path(_env(JARS_DIR)).resolve(),
