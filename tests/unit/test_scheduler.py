@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from lib.jobs.history import RunHistory
 from lib.jobs.registry import JOBS, Interval
 from lib.jobs.scheduler import Retry, Scheduler, due
 from lib.stack.process import free_port
+from tests.unit import webhooks
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = T + timedelta(days=30)
@@ -114,14 +116,50 @@ def test_a_run_that_keeps_failing_is_retried_then_alerted_and_its_dependants_wai
     # The alert, on all three channels.
     err = capsys.readouterr().err
     assert "ALERT: bronze [2026-01-01T00:00:00+00:00, 2026-01-01T02:00:00+00:00) failed after 3 attempts" in err
-    logged = [json.loads(line) for line in alerts_log(cfg).read_text().splitlines()]
+    lines = [json.loads(line) for line in alerts_log(cfg).read_text().splitlines()]
+    logged = [line for line in lines if "delivery" not in line]
     assert len(logged) == 1 and logged[0]["job"] == "bronze" and logged[0]["attempts"] == 3
     assert _Receiver.received == logged
+    assert [(line["delivery"], line["alert_at"]) for line in lines if "delivery" in line] == [
+        ("delivered", logged[0]["at"])]
     # The history keeps every attempt; the next invocation starts again from the failed interval.
     history = RunHistory(cfg).frame()
     assert list(history.status) == ["failed"] * 3 and list(history.attempt) == [1, 2, 3]
     assert [p.job.name for p in due(RunHistory(cfg), T, T + timedelta(hours=2), now=LATER)] == [
         "bronze", "silver", "silver"]
+
+
+def test_a_stalling_webhook_costs_the_watch_its_deadline_only_and_the_watch_goes_on(
+        cfg: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """`schedule --watch` alerts through a webhook that trickles its answer: each alert is logged undelivered
+    within the webhook's deadline, the pass goes on to the next job, and the next pass runs and alerts again."""
+    deadline_s = 1.0
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if sum("attempt 2/2: failed" in seen for seen in lines) == 2:
+            scheduler._stop = True  # Ctrl-C's effect: stop between runs (after the second pass's alert)
+
+    with webhooks.webhook(webhooks.trickling) as (url, _):
+        scheduler = Scheduler(replace(cfg, alert_webhook_url=url, alert_webhook_timeout_s=deadline_s),
+                              Retry(attempts=2, delay_s=0.01), say=say)
+        started = time.monotonic()
+        report = scheduler.watch(start, poll_s=0)
+        elapsed = time.monotonic() - started
+    assert [a["job"] for a in report.alerts] == ["bronze", "bronze"]
+    # Each pass went on past its alert to the next job: Silver's hours were looked at and wait for Bronze.
+    waited = [line for line in lines if line.startswith("silver ") and "waits for bronze" in line]
+    assert len(waited) >= 2
+    assert lines.index(waited[0]) > next(i for i, line in enumerate(lines) if "attempt 2/2: failed" in line)
+    logged = [json.loads(line) for line in alerts_log(cfg).read_text().splitlines()]
+    deliveries = [line for line in logged if "delivery" in line]
+    assert [d["delivery"] for d in deliveries] == ["undelivered", "undelivered"]
+    assert all(f"no complete answer within {deadline_s:g} s" in d["error"] for d in deliveries)
+    assert all(d["seconds"] < deadline_s + 0.5 for d in deliveries)
+    assert elapsed < 2 * (deadline_s + 0.5) + 10, f"two passes took {elapsed:.1f} s"
+    assert capsys.readouterr().err.count("did not take the alert") == 2
 
 
 def test_backoff_doubles() -> None:
