@@ -18,6 +18,10 @@ from typing import Any
 from lib.errors import ParameterError
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+#: The times a parameter may name: Python's datetime range less a day at each end, so that a step of
+#: the longest cadence (Gold's day) from any accepted time still is a datetime.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,12 @@ def job(name: str) -> Job:
 
 
 def parse_time(value: str, name: str) -> datetime:
-    """Parse an ISO-8601 date or timestamp as UTC; naive values are taken as UTC."""
+    """Parse an ISO-8601 date or timestamp as UTC; naive values are taken as UTC.
+
+    Only instants in [EARLIEST, LATEST] are accepted: converting to UTC near Python's year 1 or 9999
+    overflows, and so does a cadence step past them, which would end a run with a traceback instead
+    of the exit code 2 of a bad parameter.
+    """
     try:
         parsed = datetime.fromisoformat(value.strip())
     except (ValueError, AttributeError):
@@ -133,7 +142,16 @@ def parse_time(value: str, name: str) -> datetime:
             f"{name}={value!r} is not an ISO-8601 date or time; use for example 2026-11-27 or "
             "2026-11-27T13:00:00+00:00."
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        utc = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (OverflowError, ValueError):  # e.g. 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise ParameterError(
+            f"{name}={value!r} is outside the supported range: give a time from {EARLIEST.isoformat()} to "
+            f"{LATEST.isoformat()} (UTC), e.g. 2026-11-27T13:00:00+00:00."
+        )
+    return utc
 
 
 def parameters(name: str, start: str | None = None, end: str | None = None,
