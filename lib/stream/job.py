@@ -77,8 +77,9 @@ class StreamJob:
             value = getattr(self, name)
             if not _DURATION.fullmatch(str(value)):
                 problems.append(f"{name}={value!r} is not a duration; write it like '5s', '10 min', '1 h'")
-        if not _NAME.fullmatch(self.group_id) or (self.topic and not _NAME.fullmatch(self.topic)):
-            problems.append("topic and group_id may hold letters, digits, '.', '_' and '-' only")
+        if not (_NAME.fullmatch(self.name) and _NAME.fullmatch(self.group_id)) or (
+                self.topic and not _NAME.fullmatch(self.topic)):
+            problems.append("name, topic and group_id may hold letters, digits, '.', '_' and '-' only")
         if problems:
             raise ParameterError("StreamJob: " + "; ".join(problems))
 

@@ -161,3 +161,34 @@ def test_airflow_refuses_a_hostile_conf_before_a_task_exists(tmp_path: Path) -> 
     assert "Invalid input for param start_date" in done.stderr and "does not match" in done.stderr
     assert "run_bronze" not in done.stdout + done.stderr.split("ParamValidationError")[0]  # no task was run
     assert not (ROOT / "pwned").exists() and not list(tmp_path.glob("**/pwned")) and not runs.exists()
+
+
+CALLBACK = """
+import importlib.util, os, sys
+from datetime import datetime, timezone
+from types import SimpleNamespace
+spec = importlib.util.spec_from_file_location("medallion_dags", "dags/medallion.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+os.environ["ALERT_WEBHOOK_URL"] = sys.argv[1]
+module.alert_when_retries_are_exhausted({
+    "ti": SimpleNamespace(dag_id="bronze", task_id="run_bronze", try_number=3), "params": {},
+    "data_interval_start": datetime(2026, 1, 1, tzinfo=timezone.utc),
+    "data_interval_end": datetime(2026, 1, 1, 0, 15, tzinfo=timezone.utc), "exception": RuntimeError("boom")})
+print("callback returned")
+"""
+
+
+@pytest.mark.parametrize("webhook", ["", "hooks.example.com/no-scheme"])
+def test_the_failure_callback_alerts_and_never_raises(webhook: str, tmp_path: Path) -> None:
+    """Airflow's failure callback, in Airflow's virtualenv: it alerts (runs/alerts.log), and with a setting
+    it cannot use it still prints the alert to the task's log instead of raising."""
+    python = settings().airflow_venv / "bin" / "python"
+    done = subprocess.run([str(python), "-c", CALLBACK, webhook], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "RUNS_DIR": str(tmp_path)})
+    assert done.returncode == 0 and "callback returned" in done.stdout, done.stderr[-2000:]
+    assert "ALERT: bronze [2026-01-01T00:00:00+00:00, 2026-01-01T00:15:00+00:00) failed after 3 attempts" in done.stderr
+    logged = (tmp_path / "alerts.log").exists()
+    assert logged == (not webhook), done.stderr
+    if webhook:
+        assert "ALERT_WEBHOOK_URL" in done.stderr
