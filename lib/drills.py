@@ -4,7 +4,7 @@ A drill works on a topic of its own (`drill-<n>-<salt>`) with traffic salted the
 its figures are the same on a fresh stack and on one that ran the drills before, and the
 events topic's tables are left to the other notebooks. Each returns a `Drill`: what broke, the
 figures that show what the platform did (counted from the tables and Kafka, never from what a
-job reported), the invariants of DESIGN.md that were checked, and whether it recovered. The
+job reported), the invariants that were checked, and whether it recovered. The
 notebook shows them; tests/integration/test_drills.py asserts them.
 """
 

@@ -1,4 +1,4 @@
-"""The invariants of DESIGN.md as checks that return figures, for notebooks, tests and drills.
+"""The platform's invariants as checks that return figures, for notebooks, tests and drills.
 
 Each check recomputes its side from the source of truth (Kafka itself, or all of Silver),
 never from what a job reported, so a job that lies about its work cannot pass.
