@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlsplit
 from confluent_kafka import Producer
 
 from lib.config import settings
+from lib.contract.events import handle_request
 from lib.kafka import producer_config
-from lib.service.events import handle_request
 
 ROUTES = {"to-roman": "to_roman", "from-roman": "from_roman"}
 MAX_INPUT_CHARS = 64

@@ -1,10 +1,12 @@
-"""The workbook's helper package; its subpackages are the boxes of the architecture diagram.
+"""The workbook's helper package; its subpackages are the boxes of the architecture diagram, in layers
+(bottom to top; a module imports only from its own layer or those below, which `make lint` checks):
 
-    service/   the Roman Numeral Service: the domain, the event contract, the HTTP API, its client
-    traffic/   reproducible batches with manifests, and live traffic
-    kafka      the events topic: admin, offsets, producers, reading records back
-    stream/    the Flink job: its SQL, its lifecycle, Flink's REST API, the submit entry point, UDFs
-    medallion/ Spark and Iceberg: session, tables, Bronze, Silver, Gold, invariants
-    jobs/      notebooks as jobs: papermill runs, parameters, `make run`
-    stack/     the embedded stack: one module per service, process supervision, up/down/status
+    errors, config  one error base; every setting, read once at an edge
+    contract/  the event schemas, the Roman rules, the dead-letter and reject reasons
+    kafka, faults, stack/  the events topic's clients; crash and race points; the embedded stack
+    service/, traffic/  the HTTP API and its client; reproducible batches and live traffic
+    medallion/, stream/  Spark and Iceberg (Bronze, Silver, Gold, invariants); the Flink job
+    jobs/      notebooks as jobs: registry, runner, scheduler, run history, alerts, Airflow
+    workbook/  what only notebooks and `make run` use: the opening cell, charts, drills, `make run`
+    __main__   the one CLI
 """

@@ -147,7 +147,7 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
     if args.command == "stream":
         return _stream_command(args, cfg)
     if args.command == "workbook":
-        from lib.jobs.workbook import run_workbook  # lazy: only `make run` needs Spark in this process
+        from lib.workbook.run import run_workbook  # lazy: only `make run` needs Spark in this process
 
         return run_workbook(cfg)
     raise AssertionError(args.command)

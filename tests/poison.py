@@ -7,7 +7,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from lib.service.events import MAX_DEPTH, MAX_NUMBER_CHARS, handle_request
+from lib.contract.events import MAX_DEPTH, MAX_NUMBER_CHARS, handle_request
 
 
 def _event(**changes: object) -> bytes:

@@ -1,2 +1,2 @@
-"""Notebooks as jobs: papermill runs with validated parameters (runner), the Jupyter kernel they run
-on (kernel), and the whole workbook as one run (workbook, what `make run` does)."""
+"""Notebooks as jobs: papermill runs with validated parameters (runner), the registry of jobs, the
+Jupyter kernel they run on (kernel), the scheduler, the run history, alerts and Airflow."""

@@ -27,7 +27,7 @@ from lib.jobs.registry import Interval, Job, job, parameters, parse_time
 from lib.stack import require_up
 
 NOTEBOOKS = ROOT / "notebooks"
-#: Output metadata key under which a job notebook records its figures (lib.notebook.frame).
+#: Output metadata key under which a job notebook records its figures (lib.workbook.notebook.frame).
 RECORD_KEY = "roman-workbook"
 
 

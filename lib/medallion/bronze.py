@@ -145,7 +145,7 @@ def classify_statement(source: str, ingested_at: datetime) -> Statement:
     return Statement("bronze.classify", lines(
         "SELECT topic AS kafka_topic, partition AS kafka_partition, offset AS kafka_offset,",
         "       timestamp AS kafka_timestamp, value,",
-        "       malformed_reason(value) AS reason,  -- lib/service/events.py, as a pandas UDF",
+        "       malformed_reason(value) AS reason,  -- lib/contract/events.py, as a pandas UDF",
         f"       TIMESTAMP '{ingested_at}' AS ingested_at",
         f"FROM {source}"), "split the batch: events and dead letters, by the event contract's rule")
 

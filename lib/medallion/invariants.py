@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lib.config import Settings
+from lib.contract.events import parse_record
 from lib.kafka import beginning_offsets, read_range
 from lib.medallion.bronze import committed_positions
 from lib.medallion.commits import temp_view
@@ -30,7 +31,6 @@ from lib.medallion.tables import (
     SILVER_REJECTED,
     has_column,
 )
-from lib.service.events import parse_record
 from lib.traffic.manifest import batch_event_ids, offsets_predicate
 
 

@@ -1,6 +1,6 @@
 """Schema migration: Silver learns event schema v2's `client`, and its history gets it from Bronze.
 
-The service rolled over to schema v2 (lib/service/events.py) while Silver's table still had v1's
+The service rolled over to schema v2 (lib/contract/events.py) while Silver's table still had v1's
 columns: its runs validated the v2 events and landed them without their client. Nothing is lost,
 because Bronze keeps every event's raw payload. The migration, two steps, each safe to repeat:
 
@@ -52,7 +52,7 @@ class AddedColumn:
     doc: str
 
 
-#: Silver's type and comment for each field a later event schema adds (lib.service.events.ADDED_FIELDS).
+#: Silver's type and comment for each field a later event schema adds (lib.contract.events.ADDED_FIELDS).
 _COLUMNS = {"client": ("STRING", "which app sent the request (event schema v2); NULL for v1 events")}
 #: What the later event schemas add to Silver.
 ADDED = tuple(AddedColumn(SILVER_EVENTS, name, *_COLUMNS[name]) for name in MIGRATED_FIELDS)

@@ -1,7 +1,7 @@
 """Silver: validated, typed events, one row per event_id, for an interval of ingestion time.
 
 Processes the Bronze rows with ingested_at in [start, end) (the default is the last full hour),
-validates each payload with lib.service.events.validation_reason (required fields, ISO timestamps, the
+validates each payload with lib.contract.events.validation_reason (required fields, ISO timestamps, the
 operation, and for a successful request that its output really is the conversion of its input),
 types the valid ones and MERGEs them ON event_id; failures go to silver.rejected_events with the
 reason. Insert-only MERGEs make a re-run of an interval change nothing.
@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lib import faults
+from lib.contract.events import ADDED_FIELDS
 from lib.medallion.commits import insert_new, insert_only, retry_on_conflict, temp_view
 from lib.medallion.statements import Statement, lines, query
 from lib.medallion.tables import (
@@ -30,7 +31,6 @@ from lib.medallion.tables import (
     time_window,
 )
 from lib.medallion.udfs import register_udfs
-from lib.service.events import ADDED_FIELDS
 
 #: Every field of every event schema version, typed; a v1 payload reads `client` as NULL.
 TYPED_SCHEMA = (
@@ -69,7 +69,7 @@ def bronze_interval(spark: SparkSession, start: datetime, end: datetime) -> Data
 def validate_statement(start: datetime, end: datetime) -> Statement:
     """The interval's Bronze rows, each with why it fails validation (NULL: valid)."""
     return Statement("silver.validate", lines(
-        "SELECT *, validation_reason(payload) AS reason  -- lib/service/events.py, as a pandas UDF",
+        "SELECT *, validation_reason(payload) AS reason  -- lib/contract/events.py, as a pandas UDF",
         f"FROM {BRONZE_EVENTS}",
         f"WHERE {time_window('ingested_at', start, end)}  -- this run's interval of ingestion time"),
         "check every event against the contract; a failure is kept with its reason, not dropped")

@@ -1,4 +1,4 @@
-"""Spark UDFs that apply the event contract's Python rules (lib/service/events.py) to whole batches.
+"""Spark UDFs that apply the event contract's Python rules (lib/contract/events.py) to whole batches.
 
 One rule, one implementation: Bronze and Silver call the same functions the unit tests check.
 Spark 4 declares a pandas UDF only once a session runs, so each is built on first use and kept.
@@ -11,7 +11,7 @@ import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import pandas_udf
 
-from lib.service.events import as_text, malformed_reason, validation_reason
+from lib.contract.events import as_text, malformed_reason, validation_reason
 
 
 def _malformed(values: pd.Series) -> pd.Series:
@@ -20,7 +20,7 @@ def _malformed(values: pd.Series) -> pd.Series:
 
 
 def _text(values: pd.Series) -> pd.Series:
-    """Each raw Kafka value as displayable UTF-8 text (lib.service.events.as_text)."""
+    """Each raw Kafka value as displayable UTF-8 text (lib.contract.events.as_text)."""
     return values.map(lambda v: as_text(None if v is None else bytes(v)))
 
 

@@ -1,2 +1,3 @@
-"""The Roman Numeral Service: the domain (roman), the event contract (events), the HTTP API (api)
-and its one client (client)."""
+"""The Roman Numeral Service: the HTTP API (api), its server process (server), the Kafka publisher
+that acknowledges each event before the API answers (publisher) and its one client (client). What an
+event is and what a conversion answers are the contract's (lib.contract)."""

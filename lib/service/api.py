@@ -32,8 +32,8 @@ from pydantic import BaseModel, Field
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lib.contract.events import SCHEMA_VERSION, handle_request
 from lib.errors import EventLogUnavailable
-from lib.service.events import SCHEMA_VERSION, handle_request
 from lib.service.publisher import DurablePublisher
 
 MAX_INPUT_CHARS = 64
@@ -143,7 +143,7 @@ register_url_convertor("text", AnyText())
 
 def create_app(publisher: DurablePublisher, schema_version: int = SCHEMA_VERSION) -> FastAPI:
     """The app around one publisher; the publisher's threads start and stop with the app's lifespan.
-    Its events are in `schema_version` (lib.service.events)."""
+    Its events are in `schema_version` (lib.contract.events)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -13,8 +13,8 @@ import argparse
 import uvicorn
 
 from lib.config import settings
+from lib.contract.events import SCHEMA_VERSIONS
 from lib.service.api import create_app
-from lib.service.events import SCHEMA_VERSIONS
 from lib.service.publisher import DurablePublisher
 
 

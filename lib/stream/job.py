@@ -2,7 +2,7 @@
 
 One Flink SQL job (a statement set, so one Kafka source feeds every sink):
 
-    Kafka (raw bytes) -> malformed_reason (Python, lib/service/events.py) -+-> bronze.dead_letter_stream
+    Kafka (raw bytes) -> malformed_reason (Python, lib/contract/events.py) -+-> bronze.dead_letter_stream
                                                                    |
         event time + watermark (event_time - WATERMARK_DELAY)      v
         dedup: first row per event_id, keyed state with a TTL -> bronze.conversion_events_stream (Iceberg)
@@ -15,7 +15,7 @@ offsets and the dedup state to what it was, and discards files written since). T
 from the group's committed offsets, or from the earliest ones the first time.
 
 event_time is read in the contract's format (ISO-8601 with milliseconds and an offset, as
-lib.service.events.iso writes it). An event whose event_time does not parse still lands in the events
+lib.contract.events.iso writes it). An event whose event_time does not parse still lands in the events
 table (with a null event_time, as in Spark's Bronze; Silver rejects it) but has no place in a
 window: its stream time is the Kafka timestamp, and it is counted in neither windows nor late.
 

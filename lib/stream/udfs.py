@@ -1,14 +1,14 @@
 """Python functions the Flink job calls, run by the taskmanager's Python worker in .venv-flink.
 
-They apply the event contract's own rule (lib/service/events.py), so the stream sets aside exactly the
+They apply the event contract's own rule (lib/contract/events.py), so the stream sets aside exactly the
 records Spark's Bronze sends to its dead letter table, with the same reason.
 """
 
 from pyflink.table import DataTypes
 from pyflink.table.udf import udf
 
-from lib.service.events import as_text as _as_text
-from lib.service.events import malformed_reason as _malformed_reason
+from lib.contract.events import as_text as _as_text
+from lib.contract.events import malformed_reason as _malformed_reason
 
 
 @udf(result_type=DataTypes.STRING())

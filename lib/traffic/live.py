@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from tqdm import tqdm
 
 from lib.config import Settings
+from lib.contract.events import handle_request
 from lib.errors import ProduceError
 from lib.kafka import connect_producer
-from lib.service.events import handle_request
 
 
 @dataclass

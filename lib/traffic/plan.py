@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 
 from kafka.partitioner.default import murmur2
 
-from lib.service.events import CLIENTS, handle_request
-from lib.service.roman import to_roman
+from lib.contract.events import CLIENTS, handle_request
+from lib.contract.roman import to_roman
 
 BAD_INPUTS = {
     "to_roman": ["0", "4000", "-7", "abc", "", "3.14", "99999", "IV"],
@@ -55,7 +55,7 @@ class TrafficShape:
     malformed_share: float = 0.01
     disorder_seconds: float = 20.0  # on-time events arrive up to this much out of order
     v2_share: float = 0.3  # of the requests: answered by instances already on schema v2
-    client_weights: tuple[float, ...] = (50, 25, 20, 5)  # of lib.service.events.CLIENTS, in v2 events
+    client_weights: tuple[float, ...] = (50, 25, 20, 5)  # of lib.contract.events.CLIENTS, in v2 events
 
 
 @dataclass

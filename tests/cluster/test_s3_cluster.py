@@ -17,7 +17,6 @@ from pyarrow import fs
 
 from lib import stack
 from lib.config import Settings
-from lib.drills import flink_taskmanager_killed, new_salt
 from lib.medallion.bronze import run_bronze
 from lib.medallion.catalog import catalog
 from lib.medallion.gold import run_gold
@@ -30,6 +29,7 @@ from lib.stack.spark import master_state
 from lib.stream.job import CONSOLE_TAG
 from lib.stream.rest import FlinkRest
 from lib.traffic.produce import produce
+from lib.workbook.drills import flink_taskmanager_killed, new_salt
 
 pytestmark = pytest.mark.integration
 TABLES = (BRONZE_EVENTS, BRONZE_DEAD_LETTER, SILVER_EVENTS, SILVER_REJECTED, GOLD_DAILY)

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from lib import drills
 from lib.config import ROOT, Settings
 from lib.medallion.invariants import kafka_accounted, offsets_tile
 from lib.medallion.spark import spark_session
 from lib.medallion.tables import BRONZE_EVENTS, BRONZE_OFFSETS
 from lib.traffic.produce import produce
+from lib.workbook import drills
 
 pytestmark = pytest.mark.integration
 

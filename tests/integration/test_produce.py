@@ -11,10 +11,10 @@ from dataclasses import replace
 import pytest
 
 from lib.config import Settings
+from lib.contract.events import malformed_reason
 from lib.errors import ProduceError
 from lib.kafka import end_offsets, read_range
 from lib.service.client import ServiceClient
-from lib.service.events import malformed_reason
 from lib.traffic.produce import produce
 
 pytestmark = pytest.mark.integration

@@ -25,8 +25,8 @@ from schemathesis import GenerationMode
 
 from lib import stack
 from lib.config import Settings
+from lib.contract.events import validation_reason
 from lib.kafka import end_offsets, ensure_topic, read_range
-from lib.service.events import validation_reason
 from lib.stack.roman import serving
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,8 @@ import pytest
 
 from lib import stack
 from lib.config import ROOT, Settings
+from lib.contract.events import handle_request, malformed_reason
 from lib.kafka import connect_producer, end_offsets, ensure_topic, read_range
-from lib.service.events import handle_request, malformed_reason
 from lib.stream import lifecycle
 from lib.stream.job import STREAM_DEAD_LETTER, STREAM_EVENTS, STREAM_LATE, STREAM_WINDOWS, StreamJob
 from lib.stream.rest import FlinkRest

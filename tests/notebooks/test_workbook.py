@@ -2,7 +2,7 @@
 
 Papermill executes 01 -> 05 with small injected parameters on the real stack, on a topic, a seed
 and a stream job of this test's own (03 compares Bronze with 02's stream on that topic), and the
-test reads the figures each notebook recorded (lib.notebook.record) and checks them against the
+test reads the figures each notebook recorded (lib.workbook.notebook.record) and checks them against the
 producer's manifest. nbval, in the same session, executes all seven committed notebooks at full
 size; 06's nine drills and 07's migration run there only, once. Each run takes a seed of its own (event_ids follow
 from the seed, and Bronze keeps an event_id once across topics), so the test can run again on the

@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 
 from lib.config import ROOT
 from lib.config import settings as workbook_settings
-from lib.medallion.udfs import _malformed, _validation
-from lib.service.events import (
+from lib.contract.events import (
     MALFORMED_REASONS,
     MAX_DEPTH,
     MAX_NUMBER_CHARS,
@@ -31,6 +30,7 @@ from lib.service.events import (
     parse_record,
     validation_reason,
 )
+from lib.medallion.udfs import _malformed, _validation
 
 PROPERTIES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from lib.service.events import FIELDS, as_text, fields, handle_request, malformed_reason, validation_reason
+from lib.contract.events import FIELDS, as_text, fields, handle_request, malformed_reason, validation_reason
 
 WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

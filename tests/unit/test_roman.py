@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lib.contract.roman import convert, from_roman, parse_integer, to_roman
 from lib.errors import RomanError
-from lib.service.roman import convert, from_roman, parse_integer, to_roman
 
 
 @pytest.mark.parametrize(("n", "numeral"), [(1, "I"), (4, "IV"), (9, "IX"), (14, "XIV"), (40, "XL"), (90, "XC"),

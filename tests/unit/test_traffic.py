@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lib.service.events import CLIENTS, fields, malformed_reason, validation_reason
-from lib.service.roman import convert
+from lib.contract.events import CLIENTS, fields, malformed_reason, validation_reason
+from lib.contract.roman import convert
 from lib.traffic.plan import TrafficShape, plan
 
 START = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -13,12 +13,12 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
+from lib.contract.events import handle_request
 from lib.errors import ParameterError
 from lib.medallion.bronze import bounded, classify, first_delivery, split
 from lib.medallion.gold import aggregate
 from lib.medallion.spark import local_session
 from lib.medallion.tables import date_predicate, naive_utc
-from lib.service.events import handle_request
 
 WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 RAW = "topic STRING, partition INT, offset BIGINT, timestamp TIMESTAMP, value BINARY"

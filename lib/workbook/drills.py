@@ -30,6 +30,7 @@ from pyspark.sql import SparkSession
 
 from lib import faults, stack
 from lib.config import ROOT, Settings
+from lib.contract.events import handle_request
 from lib.errors import InjectedCrash
 from lib.jobs.history import RunHistory
 from lib.jobs.runner import RECORD_KEY
@@ -56,7 +57,6 @@ from lib.medallion.tables import (
     create_tables,
     time_window,
 )
-from lib.service.events import handle_request
 from lib.stream import lifecycle
 from lib.stream.job import STREAM_DEAD_LETTER, STREAM_EVENTS, StreamJob
 from lib.stream.rest import FlinkRest

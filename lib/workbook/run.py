@@ -13,12 +13,12 @@ from tabulate import tabulate
 
 from lib import stack
 from lib.config import Settings
-from lib.jobs import smoke
 from lib.jobs.runner import NOTEBOOKS, run_folder, run_notebook
 from lib.medallion.invariants import check_all
 from lib.medallion.spark import spark_session
 from lib.medallion.tables import DDL
 from lib.stream.job import STREAM_TABLES
+from lib.workbook import smoke
 
 
 def notebooks() -> list[str]:

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from lib.contract.roman import convert
 from lib.errors import RomanError
-from lib.service.roman import convert
 
 SCHEMA_VERSION = 1
 #: Every version a consumer accepts; the newest is what a producer switched to v2 writes.
@@ -276,7 +276,7 @@ def validation_reason(payload: str | bytes) -> str | None:
     Reasons start with a stable code from REJECT_REASONS ("wrong_output: ...") that tables can group by.
 
     Checks the contract field by field, and that a successful answer really is the conversion of
-    its input (lib/service/roman.py), so a service bug that answers wrongly is caught, not aggregated.
+    its input (lib/contract/roman.py), so a service bug that answers wrongly is caught, not aggregated.
     Total like parse_record: whatever the payload holds, a reason or None, never an exception.
     """
     doc, malformed = parse_record(payload) if isinstance(payload, bytes) else parse_event(payload)

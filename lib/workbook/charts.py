@@ -8,7 +8,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from lib.service.events import OPERATIONS, malformed_reason
+from lib.contract.events import OPERATIONS, malformed_reason
 
 
 def events_frame(records: list[Any]) -> pd.DataFrame:
