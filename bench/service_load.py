@@ -26,8 +26,8 @@ from bench import services
 from lib.config import ROOT, Settings, settings
 from lib.errors import StackError
 from lib.kafka import ensure_topic
-from lib.service.client import ServiceClient
 from lib.stack.roman import serving
+from lib.traffic.client import ServiceClient
 
 RESULTS = Path(__file__).parent / "results"
 BOMBARDIER = ROOT / "build" / "bin" / "bombardier"

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from lib.config import Settings
 from lib.errors import ProduceError
 from lib.kafka import connect_producer
-from lib.service.client import ServiceClient
+from lib.traffic.client import ServiceClient
 from lib.traffic.manifest import Manifest, count_record, save_manifest
 from lib.traffic.plan import Record, TrafficShape, plan
 

@@ -16,8 +16,8 @@ from lib.config import Settings
 from lib.jobs.registry import parse_time
 from lib.jobs.runner import RECORD_KEY
 from lib.medallion.statements import Statement, watching
-from lib.service.client import ServiceClient
 from lib.stack.versions import versions
+from lib.traffic.client import ServiceClient
 
 if TYPE_CHECKING:
     from lib.medallion.invariants import Invariant

@@ -14,7 +14,7 @@ from lib.config import Settings
 from lib.contract.events import malformed_reason
 from lib.errors import ProduceError
 from lib.kafka import end_offsets, read_range
-from lib.service.client import ServiceClient
+from lib.traffic.client import ServiceClient
 from lib.traffic.produce import produce
 
 pytestmark = pytest.mark.integration
