@@ -118,10 +118,11 @@ $(BOMBARDIER):
 	@command -v go >/dev/null || { echo "go not found: the service benchmark builds bombardier with Go 1.21+"; exit 1; }
 	GOBIN=$(CURDIR)/build/bin go install github.com/codesenberg/bombardier@$(BOMBARDIER_VERSION)
 
-lint: $(VENV)/.installed ## ruff over lib/, dags/, tests/, bench/ and the notebooks; docker-compose.yml against the compose spec; lib/'s layers
+lint: $(VENV)/.installed ## ruff over lib/, dags/, tests/, bench/ and the notebooks; docker-compose.yml against the compose spec; lib/'s layers; mypy
 	$(VENV)/bin/ruff check $(wildcard lib dags tests bench notebooks) conftest.py
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 # uv (pinned with hashes in requirements-tools.txt) in a throwaway virtualenv; lib/lockfile.py says how.
 lock: ## Re-resolve every lock with sha256 hashes: requirements.txt from pyproject.toml's pins, the others from their own

@@ -114,8 +114,9 @@ def read_range(bootstrap: str, topic: str, start: dict[int, int], end: dict[int,
     try:
         while len(records) < want and time.monotonic() < deadline:
             for message in consumer.consume(10_000, 0.5):
-                if message.error() is None and message.offset() < end[message.partition()]:
-                    records.append(KafkaRecord(message.partition(), message.offset(), message.key(), message.value(),
+                partition, offset = message.partition(), message.offset()
+                if message.error() is None and partition is not None and offset is not None and offset < end[partition]:
+                    records.append(KafkaRecord(partition, offset, message.key(), message.value(),
                                                message.timestamp()[1]))
     finally:
         consumer.close()

@@ -63,7 +63,7 @@ class Delivery:
 def alert(cfg: Settings, job: str, interval: str, attempts: int, failed_cell: int | None, error: str,
           notebook: str | None) -> dict[str, Any]:
     """Raise the alarm on every channel; returns the alert as sent. Never raises (see the module)."""
-    doc = {
+    doc: dict[str, Any] = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "job": job,
         "interval": interval,
@@ -207,7 +207,7 @@ def _tracked(http_class: type[HTTPConnection], sockets: _Sockets) -> type[HTTPCo
 
     class Tracked(http_class):  # type: ignore[valid-type, misc]
         def connect(self) -> None:
-            create = self._create_connection
+            create = getattr(self, "_create_connection")  # noqa: B009  # set by HTTPConnection.__init__
 
             def created(*args: Any, **kwargs: Any) -> socket.socket:
                 sock = create(*args, **kwargs)

@@ -66,7 +66,8 @@ class RunHistory:
                 "INSERT INTO runs (job, interval_start, interval_end, attempt, status, started_at) "
                 "VALUES (?, ?, ?, ?, 'running', ?)",
                 (job, _iso(interval.start), _iso(interval.end), attempt, _iso(datetime.now(UTC))))
-            return int(cursor.lastrowid)
+            assert cursor.lastrowid is not None, "an INSERT without a row id"
+            return cursor.lastrowid
 
     def end(self, run_id: int, ok: bool, duration_s: float, rows_merged: int | None, notebook: str | None,
             error: str = "") -> None:

@@ -28,7 +28,7 @@ from lib.kafka import beginning_offsets, end_offsets
 from lib.medallion.catalog import keep_raw_payload
 from lib.medallion.commits import insert_new, insert_only, retry_on_conflict, temp_view
 from lib.medallion.spark import spark_cores
-from lib.medallion.statements import Statement, commit, lines, query
+from lib.medallion.statements import Statement, commit, lines, one_row, query
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
     BRONZE_EVENTS,
@@ -241,9 +241,9 @@ def _run_once(spark: SparkSession, cfg: Settings, backfill: bool, start: datetim
         staged.enter_context(temp_view(spark, events, "bronze_read"))
         deduplicated = _staged(staged, spark, first_delivery(spark, "bronze_read"), "bronze_deduplicated")
         # Every figure from one pass over each: no count per step.
-        read = records.agg(F.count("*"), F.count("reason")).first()
+        read = one_row(records.agg(F.count("*"), F.count("reason")))
         run.records_read, run.malformed = int(read[0]), int(read[1])
-        kept = deduplicated.agg(F.count("*"), F.sum("deliveries")).first()
+        kept = one_row(deduplicated.agg(F.count("*"), F.sum("deliveries")))
         run.duplicates_in_batch = int(kept[1] or 0) - int(kept[0])
         batch = deduplicated.select(*columns(BRONZE_EVENTS))
         nearby = date_predicate(spark, batch, slack=DATE_SLACK)

@@ -38,7 +38,7 @@ def java_classes(exc: BaseException, depth: int = 20) -> list[str]:
 
 def _condition(exc: BaseException) -> str | None:
     try:
-        return exc.getCondition() if hasattr(exc, "getCondition") else None  # type: ignore[attr-defined]
+        return exc.getCondition() if hasattr(exc, "getCondition") else None
     except Exception:
         return None
 

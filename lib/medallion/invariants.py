@@ -20,7 +20,7 @@ from lib.medallion.bronze import committed_positions
 from lib.medallion.commits import temp_view
 from lib.medallion.gold import aggregate, client_aggregate_statement
 from lib.medallion.silver import bronze_interval
-from lib.medallion.statements import query
+from lib.medallion.statements import one_row, query, to_pandas
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
     BRONZE_EVENTS,
@@ -66,10 +66,10 @@ def kafka_accounted(spark: SparkSession, cfg: Settings) -> Invariant:
             event_ids.add(doc["event_id"])
         else:
             dead.add((record.partition, record.offset))
-    bronze = spark.table(BRONZE_EVENTS).where(f"kafka_topic = '{topic}'").select("event_id").toPandas().event_id
+    bronze = to_pandas(spark.table(BRONZE_EVENTS).where(f"kafka_topic = '{topic}'").select("event_id")).event_id
     landed = set(bronze)
-    letters = spark.table(BRONZE_DEAD_LETTER).where(f"kafka_topic = '{topic}'") \
-        .select("kafka_partition", "kafka_offset").toPandas()
+    letters = to_pandas(spark.table(BRONZE_DEAD_LETTER).where(f"kafka_topic = '{topic}'")
+                        .select("kafka_partition", "kafka_offset"))
     kept = set(zip(letters.kafka_partition, letters.kafka_offset, strict=True))
     figures = {
         "kafka records": len(records), "expected records": sum(ends[p] - starts[p] for p in ends),
@@ -120,8 +120,8 @@ def silver_covers(spark: SparkSession, start: datetime, end: datetime) -> Invari
     rejected = spark.table(SILVER_REJECTED).groupBy("event_id").agg(F.count("*").alias("rejected_rows"))
     found = ids.join(silver, "event_id", "left").join(rejected, "event_id", "left")
     s, r = F.col("silver_rows").isNotNull(), F.col("rejected_rows").isNotNull()
-    row = found.agg(F.count("*"), F.count_if(s), F.count_if(r), F.count_if(~s & ~r), F.count_if(s & r),
-                    F.count_if(F.col("silver_rows") > 1)).first()
+    row = one_row(found.agg(F.count("*"), F.count_if(s), F.count_if(r), F.count_if(~s & ~r), F.count_if(s & r),
+                            F.count_if(F.col("silver_rows") > 1)))
     figures = dict(zip(["bronze rows of the interval", "in silver", "in rejected", "not processed", "in both",
                         "doubled in silver"], (int(v) for v in row), strict=True))
     return _invariant("bronze rows of the interval = silver + rejected", figures,

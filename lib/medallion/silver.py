@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from lib import faults
 from lib.contract.events import ADDED_FIELDS
 from lib.medallion.commits import insert_new, insert_only, retry_on_conflict, temp_view
-from lib.medallion.statements import Statement, lines, query
+from lib.medallion.statements import Statement, lines, one_row, query
 from lib.medallion.tables import (
     BRONZE_EVENTS,
     SILVER_EVENTS,
@@ -130,7 +130,7 @@ def _run_once(spark: SparkSession, start: datetime, end: datetime, conflicts: in
         checked = query(spark, validate_statement(start, end)).localCheckpoint()
         staged.enter_context(temp_view(spark, checked, "silver_checked"))
         # Every figure from one pass over the checked rows; the rejects are a view over them.
-        counted = checked.agg(F.count("*"), F.count("reason")).first()
+        counted = one_row(checked.agg(F.count("*"), F.count("reason")))
         run.bronze_rows, run.rejected = int(counted[0]), int(counted[1])
         run.valid = run.bronze_rows - run.rejected
         if run.bronze_rows == 0:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from lib.medallion.scans import scanned_files
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    import pandas as pd
+    from pyspark.sql import DataFrame, Row, SparkSession
 
 #: The snapshot-summary key that names the statement which made the snapshot.
 SNAPSHOT_TAG = "workbook.statement-id"
@@ -68,6 +69,18 @@ def query(spark: SparkSession, statement: Statement) -> DataFrame:
     """Run a query statement; its result as a (lazy) DataFrame."""
     _announce(statement)
     return spark.sql(statement.sql)
+
+
+def one_row(frame: DataFrame) -> Row:
+    """The row of an aggregate, which always has one (Spark types `first()` as optional)."""
+    row = frame.first()
+    assert row is not None, "an aggregate without a row"
+    return row
+
+
+def to_pandas(frame: DataFrame) -> pd.DataFrame:
+    """The frame in pandas, typed as pandas (through Arrow, as the session is configured)."""
+    return frame.toPandas()
 
 
 def commit(spark: SparkSession, statement: Statement) -> dict[str, int]:

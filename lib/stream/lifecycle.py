@@ -137,7 +137,8 @@ def restore_point(cfg: Settings, name: str) -> str | None:
             if newest:
                 candidates.append((newest[0], newest[2]))
     try:
-        recorded = catalog(cfg).load_table(RESTORE_POINTS).scan(row_filter=EqualTo("job_name", name)).to_arrow()
+        by_name = EqualTo("job_name", name)  # type: ignore[call-arg, arg-type]  # PyIceberg's positional form
+        recorded = catalog(cfg).load_table(RESTORE_POINTS).scan(row_filter=by_name).to_arrow()
     except NoSuchTableError:
         recorded = None
     if recorded is not None and recorded.num_rows:

@@ -45,6 +45,10 @@ def steady(cfg: Settings, seconds: float, rate: int, seed: int = 7, users: int =
     batch = LiveBatch(users=names)
     producer = connect_producer(cfg.kafka_bootstrap_servers, "roman-live")
     producer_errors: list[str] = []
+
+    def failed(err: object, _msg: object) -> None:
+        if err:
+            producer_errors.append(str(err))
     sent_values: list[tuple[bytes, bytes]] = []
     ticks = max(1, round(seconds * 10))
     per_tick = rate / 10
@@ -58,8 +62,7 @@ def steady(cfg: Settings, seconds: float, rate: int, seed: int = 7, users: int =
                 # Late events only once the stream has seen a second of "now" (its watermark is current).
                 late = late_share if tick >= 10 else 0.0
                 key, value = _next_record(rng, names, batch, sent_values, late, duplicate_share, jitter_s, late_by)
-                producer.produce(cfg.events_topic, key=key, value=value,
-                                 on_delivery=lambda err, _msg: err and producer_errors.append(str(err)))
+                producer.produce(cfg.events_topic, key=key, value=value, on_delivery=failed)
                 batch.sent += 1
             producer.poll(0)
             bar.update(1)

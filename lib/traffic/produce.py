@@ -97,11 +97,11 @@ def produce(cfg: Settings, events: int, seed: int = 7, start: datetime | None = 
                         planned_events=events, start=start.isoformat(), salt=salt)
     direct_ids = {id(r): i for i, r in enumerate(direct)}
     for record in records:
-        index = direct_ids.get(id(record))
-        if index is None:  # went through the service, which waited for the broker's ack, in its own version
+        position = direct_ids.get(id(record))
+        if position is None:  # went through the service, which waited for the broker's ack, in its own version
             count_record(manifest, replace(record, schema_version=cfg.event_schema_version), record.partition, None)
-        elif index in acks:
-            count_record(manifest, record, *acks[index])
+        elif position in acks:
+            count_record(manifest, record, *acks[position])
     manifest.by_operation = dict(sorted(manifest.by_operation.items()))
     manifest.seconds = round(time.monotonic() - began, 3)
     times = sorted(json.loads(r.value)["event_time"] for r in records if r.kind == "event")

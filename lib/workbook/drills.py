@@ -47,6 +47,7 @@ from lib.medallion.invariants import (
     silver_covers,
 )
 from lib.medallion.silver import run_silver
+from lib.medallion.statements import one_row, to_pandas
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
     BRONZE_EVENTS,
@@ -116,10 +117,10 @@ def _traffic(cfg: Settings, events: int, seed: int, salt: int, shape: TrafficSha
 def _landed(spark: SparkSession, cfg: Settings) -> dict[str, int]:
     """The drill topic's rows in Bronze, and event_ids held more than once."""
     topic = cfg.events_topic
-    row = spark.sql(f"""
+    row = one_row(spark.sql(f"""
         SELECT COUNT(*) AS events, COUNT(*) - COUNT(DISTINCT event_id) AS doubled
-        FROM {BRONZE_EVENTS} WHERE kafka_topic = '{topic}'""").first()
-    dead = spark.sql(f"SELECT COUNT(*) AS n FROM {BRONZE_DEAD_LETTER} WHERE kafka_topic = '{topic}'").first()
+        FROM {BRONZE_EVENTS} WHERE kafka_topic = '{topic}'"""))
+    dead = one_row(spark.sql(f"SELECT COUNT(*) AS n FROM {BRONZE_DEAD_LETTER} WHERE kafka_topic = '{topic}'"))
     return {"bronze events": row.events, "dead letters": dead.n, "doubled event_ids": row.doubled}
 
 
@@ -235,12 +236,12 @@ def silver_and_gold_fail_then_retry(spark: SparkSession, cfg: Settings, salt: in
         crashes += _crashed(point, step)
         step()  # the retry, for the same interval
     topic = cfg.events_topic
-    row = spark.sql(f"""
+    row = one_row(spark.sql(f"""
         SELECT COUNT(s.event_id) AS silver, COUNT(r.event_id) AS rejected
         FROM {BRONZE_EVENTS} b
         LEFT JOIN {SILVER_EVENTS} s ON s.event_id = b.event_id
         LEFT JOIN {SILVER_REJECTED} r ON r.event_id = b.event_id
-        WHERE b.kafka_topic = '{topic}'""").first()
+        WHERE b.kafka_topic = '{topic}'"""))
     drill.evidence = {"crashes": crashes, "silver rows of the batch": row.silver,
                       "rejected rows of the batch": row.rejected}
     drill.expected = {"crashes": 2, "silver rows of the batch": manifest.requests,
@@ -390,13 +391,13 @@ def bad_input_burst(spark: SparkSession, cfg: Settings, salt: int) -> Drill:
     end = datetime.now(UTC) + timedelta(seconds=1)
     run_silver(spark, start, end)
     topic = cfg.events_topic
-    reasons = spark.sql(f"""
+    reasons = to_pandas(spark.sql(f"""
         SELECT reason, COUNT(*) AS n FROM {BRONZE_DEAD_LETTER} WHERE kafka_topic = '{topic}'
-        GROUP BY reason ORDER BY reason""").toPandas()
-    rejected = spark.sql(f"""
+        GROUP BY reason ORDER BY reason"""))
+    rejected = one_row(spark.sql(f"""
         SELECT COUNT(*) AS n FROM {SILVER_REJECTED} r JOIN {BRONZE_EVENTS} b ON b.event_id = r.event_id
-        WHERE b.kafka_topic = '{topic}'""").first().n
-    readable = {}
+        WHERE b.kafka_topic = '{topic}'""")).n
+    readable: dict[str, int | str] = {}
     lake = catalog(cfg)
     for table in (t for t in (BRONZE_DEAD_LETTER, STREAM_DEAD_LETTER) if lake.table_exists(t)):
         try:

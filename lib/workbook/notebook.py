@@ -79,7 +79,7 @@ def frame(obj: Any) -> None:
     metadata, where the scheduler's run history reads them back (rows merged, records read)."""
     fields = {k: v for k, v in asdict(obj).items() if k != "commits"}
     table = pd.Series({k: str(v) for k, v in fields.items()}, name="value").to_frame()
-    figures = {k: v for k, v in fields.items() if isinstance(v, int | float | bool)}
+    figures: dict[str, Any] = {k: v for k, v in fields.items() if isinstance(v, int | float | bool)}
     figures["rows_merged"] = getattr(obj, "rows_merged", None)
     display(table, metadata={RECORD_KEY: figures})
 
