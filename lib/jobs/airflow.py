@@ -52,5 +52,9 @@ def airflow(cfg: Settings, args: list[str], env: dict[str, str] | None = None,
     home = airflow_home(cfg)
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "airflow.db").exists():
-        subprocess.run([str(binary), "db", "migrate"], env=full, check=True, capture_output=True, cwd=ROOT)
+        migrated = subprocess.run([str(binary), "db", "migrate"], env=full, capture_output=True, text=True, cwd=ROOT)
+        if migrated.returncode != 0:
+            tail = "\n".join((migrated.stderr or migrated.stdout).strip().splitlines()[-15:])
+            raise StackError(f"`airflow db migrate` failed in {home} (exit {migrated.returncode}); remove that folder "
+                             f"to start from an empty metadata database, or fix what Airflow says:\n{tail}")
     return subprocess.run([str(binary), *args], env=full, cwd=ROOT, text=True, capture_output=capture)

@@ -52,7 +52,7 @@ class Service:
     name: str
     host: str
     port: int
-    env_var: str  # the setting that moves it, named in port errors
+    env_var: str  # the setting that moves it, named in port errors ("" when nothing moves it)
     extra_ports: tuple[int, ...] = ()
 
     def process(self, cfg: Settings) -> ManagedProcess:

@@ -105,7 +105,7 @@ class SparkWorker(_SparkDaemon):
 
     def __init__(self, cfg: Settings) -> None:
         host = cfg.spark_master_address.host
-        super().__init__("spark-worker", host, WORKER_PORT, "SPARK_MASTER", (WORKER_WEBUI_PORT,))
+        super().__init__("spark-worker", host, WORKER_PORT, "", (WORKER_WEBUI_PORT,))  # fixed ports
 
     def arguments(self, cfg: Settings) -> list[str]:
         return [cfg.spark_master, "--host", self.host, "--port", str(self.port),

@@ -72,8 +72,9 @@ def _check_ports(service: Service) -> None:
             raise StackError(
                 f"Cannot start {service.name}: port {service.host}:{port} is already taken by "
                 f"{port_owner(port)}. Stop that process (for example `kill <pid>`, or "
-                f"`python -m lib stack down` if it is a stack left from another checkout), or move "
-                f"{service.name} elsewhere by setting {service.env_var}."
+                f"`python -m lib stack down` if it is a stack left from another checkout)"
+                + (f", or move {service.name} elsewhere by setting {service.env_var}." if service.env_var
+                   else f"; {service.name}'s ports are fixed, so the port has to be freed.")
             )
 
 
@@ -209,11 +210,12 @@ def require_up(cfg: Settings, names: Iterable[str] | None = None) -> None:
     """
     down_ = [s for s in select(names, cfg) if not s.healthy(cfg)]
     if down_:
-        names = ", ".join(f"{s.name} ({s.address()})" for s in down_)
+        which = ", ".join(f"{s.name} ({s.address()})" for s in down_)
+        settings_ = sorted({s.env_var.split(" ")[0] for s in down_ if s.env_var})
         raise StackError(
-            f"The stack is not running: {names} did not answer. Start it with `make up` "
-            "(or `.venv/bin/python -m lib stack up`), or point the settings at a running stack "
-            "(KAFKA_BOOTSTRAP_SERVERS, ICEBERG_REST_URI, FLINK_REST_URL)."
+            f"The stack is not running: {which} did not answer. Start it with `make up` "
+            "(or `.venv/bin/python -m lib stack up`)"
+            + (f", or point {', '.join(settings_)} at a running one." if settings_ else ".")
         )
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from lib.config import Settings, settings
+from lib.errors import StackError
 from lib.medallion.bronze import read_statement
 from lib.medallion.spark import spark_conf, spark_cores
-from lib.stack import services
+from lib.stack import require_up, services
 from lib.stack.flink import flink_config
 
 BASE = ["kafka", "roman-service", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
@@ -61,3 +63,17 @@ def test_bronze_reads_kafka_in_twice_as_many_tasks_as_spark_has_cores(cfg: Setti
 def test_down_knows_the_services_of_every_mode(cfg: Settings) -> None:
     # A stack started with CLUSTER=1 WAREHOUSE=s3 is stopped by a plain `stack down` too.
     assert set(names(replace(cfg, warehouse="s3", cluster=True))) == set(names(cfg, every_mode=True))
+
+
+def test_a_service_that_is_down_is_named_with_the_setting_that_points_elsewhere() -> None:
+    """require_up names the service that did not answer and only the setting that moves it (the catalog
+    pointed at a port nothing listens on, whether or not a stack runs)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    cfg = replace(settings(), iceberg_rest_uri=f"http://127.0.0.1:{free}")
+    with pytest.raises(StackError) as raised:
+        require_up(cfg, ["iceberg-rest"])
+    message = str(raised.value)
+    assert f"iceberg-rest (127.0.0.1:{free}) did not answer" in message and "point ICEBERG_REST_URI at" in message
+    assert "KAFKA_BOOTSTRAP_SERVERS" not in message and "FLINK_REST_URL" not in message
