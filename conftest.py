@@ -12,11 +12,13 @@ import pytest
 
 from lib import stack
 from lib.config import Settings, settings
+from lib.kafka import quiet_client_logs
 
 _RUNNING_BEFORE: set[str] = set()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    quiet_client_logs()
     _RUNNING_BEFORE.update(stack.running(settings()))
 
 

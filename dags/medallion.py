@@ -43,13 +43,15 @@ from lib.errors import ConfigError
 from lib.jobs.alerts import alert
 from lib.jobs.registry import JOBS, Job
 
-#: The project's interpreter: the tasks run the same code as `make run`, in its virtualenv.
-PYTHON = os.environ.get("WORKBOOK_PYTHON") or str(ROOT / ".venv" / "bin" / "python")
+#: The settings, read once when the DAG file is parsed (this file is an edge, as the CLI is).
+CFG = settings()
+#: The project's interpreter (WORKBOOK_PYTHON): the tasks run the same code as `make run`, in its virtualenv.
+PYTHON = CFG.workbook_python
 RETRIES = 2
-RETRY_DELAY = timedelta(seconds=float(os.environ.get("WORKBOOK_RETRY_DELAY_S") or 30))
+RETRY_DELAY = timedelta(seconds=CFG.retry_delay_s)
 #: How long a downstream job waits for its upstream's runs before it fails (and is retried).
-WAIT_TIMEOUT = timedelta(seconds=float(os.environ.get("WORKBOOK_WAIT_TIMEOUT_S") or 2 * 3600))
-WAIT_POKE = timedelta(seconds=float(os.environ.get("WORKBOOK_WAIT_POKE_S") or 30))
+WAIT_TIMEOUT = timedelta(seconds=CFG.wait_timeout_s)
+WAIT_POKE = timedelta(seconds=CFG.wait_poke_s)
 FIRST_INTERVAL = datetime(2026, 1, 1, tzinfo=UTC)
 
 #: The interval a run works on: the params' when given (a backfill), else its data interval.

@@ -18,6 +18,7 @@ from lib.jobs.kernel import install
 from lib.jobs.registry import JOBS, Interval, job, parse_time
 from lib.jobs.runner import run_job
 from lib.jobs.scheduler import Retry, schedule
+from lib.kafka import quiet_client_logs
 from lib.stack.flink import RESTART_ATTEMPTS
 from lib.stream import lifecycle
 from lib.stream.job import CONSOLE_TAG, JOB_NAME, StreamJob
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         cfg = settings()  # the one place the CLI reads the environment
+        quiet_client_logs()
         return _dispatch(args, cfg)
     except (ParameterError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -65,6 +65,15 @@ JAVA_HOME = ("JAVA_HOME", "")
 SERVICE_ACK_TIMEOUT_S = ("SERVICE_ACK_TIMEOUT_S", "5")
 # The event schema version the service writes (lib/contract/events.py): 1, or 2 with the client app.
 EVENT_SCHEMA_VERSION = ("EVENT_SCHEMA_VERSION", "1")
+# The interpreter Airflow's tasks run the project's runner with, and the DAGs' timings (dags/).
+WORKBOOK_PYTHON = ("WORKBOOK_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
+WORKBOOK_RETRY_DELAY_S = ("WORKBOOK_RETRY_DELAY_S", "30")
+WORKBOOK_WAIT_TIMEOUT_S = ("WORKBOOK_WAIT_TIMEOUT_S", "7200")
+WORKBOOK_WAIT_POKE_S = ("WORKBOOK_WAIT_POKE_S", "30")
+# The drills' and tests' crash and race points (lib/faults.py); empty: none.
+WORKBOOK_CRASH_AT = ("WORKBOOK_CRASH_AT", "")
+WORKBOOK_RENDEZVOUS = ("WORKBOOK_RENDEZVOUS", "")
+_RENDEZVOUS = re.compile(r"(?P<point>[a-z_.]+)@(?P<directory>.+)#(?P<parties>[1-9][0-9]*)")
 
 
 #: The AWS SDK (2.30+) sends and checks CRC checksums by default, which some S3-compatible servers
@@ -161,6 +170,12 @@ class Settings:
     spark_driver_host: str = "127.0.0.1"
     airflow_venv: Path = ROOT / ".venv-airflow"
     alert_webhook_timeout_s: float = 10.0
+    workbook_python: str = WORKBOOK_PYTHON[1]
+    retry_delay_s: float = 30.0
+    wait_timeout_s: float = 7200.0
+    wait_poke_s: float = 30.0
+    crash_at: str = ""
+    rendezvous: tuple[str, str, int] | None = None  # (point, directory, parties)
 
     def __post_init__(self) -> None:
         """Every field that is written into Spark or Flink SQL (as a literal or an identifier) is checked
@@ -314,6 +329,17 @@ def _seconds(pair: tuple[str, str], most: float) -> float:
     return seconds
 
 
+def _rendezvous() -> tuple[str, str, int] | None:
+    spec = _env(WORKBOOK_RENDEZVOUS)
+    if not spec:
+        return None
+    found = _RENDEZVOUS.fullmatch(spec)
+    if found is None:
+        raise ConfigError(f"WORKBOOK_RENDEZVOUS={spec!r}: write it as <point>@<directory>#<parties>, for example "
+                          "bronze.before_events@/tmp/race#2 (or unset it)")
+    return found["point"], found["directory"], int(found["parties"])
+
+
 def _positive(pair: tuple[str, str]) -> int:
     value = _env(pair)
     if not value.isdigit() or int(value) < 1:
@@ -378,6 +404,12 @@ def settings() -> Settings:
         spark_master_webui_url=_env(SPARK_MASTER_WEBUI_URL).rstrip("/"),
         spark_driver_host=_env(SPARK_DRIVER_HOST),
         airflow_venv=Path(_env(AIRFLOW_VENV)).resolve(),
+        workbook_python=_env(WORKBOOK_PYTHON),
+        retry_delay_s=_seconds(WORKBOOK_RETRY_DELAY_S, 24 * 3600),
+        wait_timeout_s=_seconds(WORKBOOK_WAIT_TIMEOUT_S, 7 * 24 * 3600),
+        wait_poke_s=_seconds(WORKBOOK_WAIT_POKE_S, 3600),
+        crash_at=_env(WORKBOOK_CRASH_AT),
+        rendezvous=_rendezvous(),
     )
 
 
@@ -428,6 +460,14 @@ def reference_markdown() -> str:
         "SERVICE_ACK_TIMEOUT_S": "seconds the service waits for Kafka to acknowledge an event before it answers 503",
         "EVENT_SCHEMA_VERSION": "the event schema version the service writes: `1`, or `2` (with `client`, from the "
                                 "`X-Client` header)",
+        "WORKBOOK_PYTHON": "the interpreter Airflow's tasks run `python -m lib run` with (the project's `.venv`)",
+        "WORKBOOK_RETRY_DELAY_S": "seconds between an Airflow task's retries",
+        "WORKBOOK_WAIT_TIMEOUT_S": "seconds a DAG waits for its upstream job's runs before it fails",
+        "WORKBOOK_WAIT_POKE_S": "seconds between two looks at the upstream job's runs",
+        "WORKBOOK_CRASH_AT": "a crash point (`bronze.before_offsets`...) where a run raises, as a killed driver "
+                             "would: the drills' and tests' (`lib/faults.py`)",
+        "WORKBOOK_RENDEZVOUS": "`<point>@<directory>#<parties>`: runs wait at that point until that many arrived, "
+                               "the race of two runs made certain (`lib/faults.py`)",
     }
     pairs = [value for name, value in globals().items()
              if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, str) for v in value)

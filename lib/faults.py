@@ -1,7 +1,8 @@
 """Test hooks that crash a job at a named point, as a killed driver would, or hold it there until
 a second run arrives, as two runs started together would meet.
 
-Set WORKBOOK_CRASH_AT=<point> (or call `crash_at(point)` in-process) and the job raises
+Set WORKBOOK_CRASH_AT=<point> (read into Settings and armed by `arm(cfg)`, which a job notebook's setup
+cell calls; or call `crash_at(point)` in-process) and the job raises
 InjectedCrash when it reaches that point. The drills and tests use it to prove that a re-run
 after a crash yields the same tables as a run without one.
 
@@ -18,7 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-from lib.errors import InjectedCrash, ParameterError
+from lib.config import Settings
+from lib.errors import InjectedCrash
 
 _ARMED: set[str] = set()
 _MEETING: dict[str, tuple[Path, int]] = {}
@@ -44,22 +46,21 @@ def rendezvous_at(point: str | None, directory: Path | None = None, parties: int
         _MEETING[point] = (Path(directory or "."), parties)
 
 
-def _from_environment(point: str) -> tuple[Path, int] | None:
-    spec = os.environ.get("WORKBOOK_RENDEZVOUS", "")
-    if not spec.startswith(point + "@"):
-        return None
-    place, _, parties = spec[len(point) + 1:].rpartition("#")
-    if not place or not parties.isdigit():
-        raise ParameterError(f"WORKBOOK_RENDEZVOUS={spec!r}: write it as <point>@<directory>#<parties>, "
-                             "for example bronze.before_events@/tmp/race#2")
-    return Path(place), int(parties)
+def arm(cfg: Settings) -> None:
+    """Arm what the settings ask for (WORKBOOK_CRASH_AT, WORKBOOK_RENDEZVOUS, read at the edge): a job's
+    notebook does it in its setup cell, so a run started with them in its environment meets them."""
+    if cfg.crash_at:
+        crash_at(cfg.crash_at)
+    if cfg.rendezvous:
+        point, directory, parties = cfg.rendezvous
+        rendezvous_at(point, Path(directory), parties)
 
 
 def checkpoint(point: str) -> None:
     """Crash here if this point is armed; wait here for the others if a rendezvous is set for it."""
-    if point in _ARMED or os.environ.get("WORKBOOK_CRASH_AT") == point:
+    if point in _ARMED:
         raise InjectedCrash(f"injected crash at {point!r}")
-    meeting = _MEETING.get(point) or _from_environment(point)
+    meeting = _MEETING.get(point)
     me = f"{os.getpid()}-{threading.get_ident()}"
     if meeting is None or f"{me}@{point}" in _MET:
         return

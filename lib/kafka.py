@@ -30,7 +30,12 @@ from lib.errors import ProduceError
 _COORDINATOR_NOT_READY = (RdKafkaError.NOT_COORDINATOR, RdKafkaError.COORDINATOR_LOAD_IN_PROGRESS,
                           RdKafkaError.COORDINATOR_NOT_AVAILABLE)
 
-logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def quiet_client_logs() -> None:
+    """Keep kafka-python's connection chatter (a refused connect while the broker starts or is down) out
+    of notebooks and terminals: the edges (the CLI, a notebook's setup, the test session) call it once."""
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
 def admin(bootstrap: str, timeout_ms: int = 3000) -> KafkaAdminClient:

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from IPython.display import Markdown, display
 
-from lib import stack
+from lib import faults, stack
 from lib.config import Settings
 from lib.jobs.registry import parse_time
 from lib.jobs.runner import RECORD_KEY
+from lib.kafka import quiet_client_logs
 from lib.medallion.statements import Statement, watching
 from lib.stack.versions import versions
 from lib.traffic.client import ServiceClient
@@ -24,8 +25,11 @@ if TYPE_CHECKING:
 
 
 def setup(cfg: Settings) -> pd.DataFrame:
-    """Start whatever part of the stack is down (a no-op when it runs) and return the versions table."""
+    """Start whatever part of the stack is down (a no-op when it runs), arm the crash and race points the
+    settings name (a drill's or a test's run), and return the versions table."""
+    quiet_client_logs()
     stack.up(cfg, quiet=True)
+    faults.arm(cfg)
     table = pd.DataFrame(sorted(versions(cfg).items()), columns=["component", "version"])
     return table.set_index("component")
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from lib import faults
-from lib.errors import CommitConflict, InjectedCrash, ParameterError
+from lib.config import settings
+from lib.errors import CommitConflict, ConfigError, InjectedCrash
 from lib.medallion import commits
 
 
@@ -83,8 +84,25 @@ def test_a_rendezvous_nobody_else_reaches_fails_instead_of_hanging(tmp_path: Pat
 
 def test_a_malformed_rendezvous_setting_names_the_form(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBOOK_RENDEZVOUS", "silver.before_merge@/tmp/x")
-    with pytest.raises(ParameterError, match=r"<point>@<directory>#<parties>"):
-        faults.checkpoint("silver.before_merge")
+    with pytest.raises(ConfigError, match=r"<point>@<directory>#<parties>"):
+        settings()
+
+
+def test_the_settings_arm_the_crash_and_race_points(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WORKBOOK_CRASH_AT", "bronze.after_events")
+    monkeypatch.setenv("WORKBOOK_RENDEZVOUS", f"gold.before_merge@{tmp_path}#1")
+    cfg = settings()
+    assert (cfg.crash_at, cfg.rendezvous) == ("bronze.after_events", ("gold.before_merge", str(tmp_path), 1))
+    faults.checkpoint("bronze.after_events")  # nothing armed until the edge arms it
+    faults.arm(cfg)
+    try:
+        with pytest.raises(InjectedCrash, match=r"bronze\.after_events"):
+            faults.checkpoint("bronze.after_events")
+        faults.checkpoint("gold.before_merge")  # one party: met at once, and it left its mark
+        assert [p.name.split(".")[0] for p in tmp_path.iterdir()] == ["gold"]
+    finally:
+        faults.crash_at(None)
+        faults.rendezvous_at(None)
 
 
 def test_an_insert_only_merge_carries_the_guard_and_its_pruning_predicate() -> None:
