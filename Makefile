@@ -75,9 +75,9 @@ $(KERNEL): $(VENV)/.installed lib/jobs/kernel.py
 run: setup ## Start the stack, execute the notebooks into runs/<UTC timestamp>/, print a summary, stop the stack
 	$(VPY) -m lib workbook
 
-test: setup lint ## The tiers: unit; integration, the papermill workbook test and nbval (one stack); the S3 and cluster modes
+test: setup lint ## The tiers: unit; integration and nbval with each notebook's figures (one stack); the S3 and cluster modes
 	$(VPY) -m pytest tests/unit
-	$(VPY) -m pytest tests/integration tests/notebooks notebooks $(NBVAL) --durations=15
+	$(VPY) -m pytest tests/integration notebooks $(NBVAL) --durations=15
 	$(MAKE) --no-print-directory test-cluster
 
 # The same ports as the default stack, so after it: a STACK_HOME of its own keeps the two apart.
@@ -92,8 +92,8 @@ test-unit: $(VENV)/.installed $(AIRFLOW_VENV)/.installed ## Unit tests: no servi
 test-integration: setup ## Integration tests against the embedded stack (started and stopped by the session)
 	$(VPY) -m pytest tests/integration
 
-test-notebooks: setup ## 01-05 by papermill with small parameters, then nbval over the committed notebooks
-	$(VPY) -m pytest tests/notebooks notebooks $(NBVAL)
+test-notebooks: setup ## nbval over the committed notebooks, each executed once, with its recorded figures checked
+	$(VPY) -m pytest notebooks $(NBVAL)
 
 up: setup ## Start the embedded stack (Kafka, Iceberg REST catalog, Flink)
 	$(VPY) -m lib stack up
