@@ -282,23 +282,42 @@ def validation_reason(payload: str | bytes) -> str | None:
     doc, malformed = parse_record(payload) if isinstance(payload, bytes) else parse_event(payload)
     if doc is None:
         return f"unparsable: {malformed}"
+    # In this order: each check may rely on what the ones before it established.
+    return (_fields_reason(doc) or _time_reason(doc["event_time"]) or _text_reason(doc, payload)
+            or _kind_reason(doc) or _answer_reason(doc))
+
+
+def _fields_reason(doc: dict[str, Any]) -> str | None:
     for name in ("event_time", "user_id", "operation", "input"):
         if not isinstance(doc.get(name), str) or (name != "input" and not doc[name].strip()):
             return f"missing_field: {name} is missing or not a string"
+    return None
+
+
+def _time_reason(text: str) -> str | None:
     try:
-        when = datetime.fromisoformat(doc["event_time"])
+        when = datetime.fromisoformat(text)
     except ValueError:
-        return f"bad_event_time: {doc['event_time'][:40]!r} is not ISO-8601"
+        return f"bad_event_time: {text[:40]!r} is not ISO-8601"
     if when.tzinfo is None:
         return "bad_event_time: no UTC offset"
     try:
         when.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:59-01:00 is in year 10000 in UTC, which no table can hold
-        return f"bad_event_time: {doc['event_time'][:40]!r} is out of range in UTC"
+        return f"bad_event_time: {text[:40]!r} is out of range in UTC"
+    return None
+
+
+def _text_reason(doc: dict[str, Any], payload: str | bytes) -> str | None:
     if "\\u" in _as_str(payload):  # an escape: a lone surrogate is possible, and no engine can write it
         broken = next((k for k, v in doc.items() if isinstance(v, str) and not _unicode(v)), None)
         if broken is not None:
             return f"bad_text: {ascii(broken)[:40]} holds a lone surrogate (not valid Unicode)"
+    return None
+
+
+def _kind_reason(doc: dict[str, Any]) -> str | None:
+    """The operation, success, latency and schema version, and the fields that version adds."""
     if doc["operation"] not in OPERATIONS:
         return f"bad_operation: {str(doc['operation'])[:40]!r} is not one of {', '.join(OPERATIONS)}"
     if not isinstance(doc.get("success"), bool):
@@ -312,6 +331,11 @@ def validation_reason(payload: str | bytes) -> str | None:
     for name in (name for v in SCHEMA_VERSIONS if v <= version for name in ADDED_FIELDS.get(v, ())):
         if not isinstance(doc.get(name), str) or not doc[name].strip():
             return f"missing_field: {name} is missing or not a string (schema_version {version} has it)"
+    return None
+
+
+def _answer_reason(doc: dict[str, Any]) -> str | None:
+    """A successful event's output is its input's conversion; a failed one has an error and no output."""
     output, error = doc.get("output"), doc.get("error")
     if doc["success"]:
         if not isinstance(output, str) or error is not None:
