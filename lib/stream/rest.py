@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -19,6 +20,16 @@ from lib.errors import FlinkJobError
 #: Job states in which a job still runs, or will again.
 ACTIVE_STATES = ("RUNNING", "RESTARTING", "CREATED", "INITIALIZING")
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?")
+
+
+def flink_errors(body: str) -> str:
+    """What Flink said went wrong: the first lines of each entry of its `errors` list (a Java stack trace
+    follows the message there), or the body itself when it is not that JSON."""
+    try:
+        errors = json.loads(body).get("errors") or []
+    except (ValueError, AttributeError):
+        return body[:500] or "(no body)"
+    return " | ".join(" ".join(str(e).strip().splitlines()[:2])[:300] for e in errors) or body[:500]
 
 
 class FlinkRest:
@@ -32,8 +43,12 @@ class FlinkRest:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
                                      headers={"Content-Type": "application/json"} if data else {})
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            text = resp.read().decode(errors="replace")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                text = resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:  # Flink explains itself in the body: {"errors": [...]}
+            raise FlinkJobError(f"Flink's REST API at {self.url} answered {method} {path} with {exc.code}: "
+                                f"{flink_errors(exc.read().decode(errors='replace'))}") from None
         return json.loads(text) if text else {}
 
     def _text(self, path: str) -> str:

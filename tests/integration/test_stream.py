@@ -21,6 +21,7 @@ import pytest
 from lib import stack
 from lib.config import ROOT, Settings
 from lib.contract.events import handle_request, malformed_reason
+from lib.errors import FlinkJobError
 from lib.kafka import connect_producer, end_offsets, ensure_topic, read_range
 from lib.stream import lifecycle
 from lib.stream.job import STREAM_DEAD_LETTER, STREAM_EVENTS, STREAM_LATE, STREAM_WINDOWS, StreamJob
@@ -254,3 +255,5 @@ def test_a_job_that_keeps_failing_fails_for_good_and_status_alerts(live_stack: S
     assert f"{name} FAILED as {job_id}" in done.stdout and "ArithmeticException" in done.stdout, done.stdout
     alerts = [json.loads(line) for line in (tmp_path / "alerts.log").read_text().splitlines()]
     assert [a["job"] for a in alerts] == [f"stream:{name}"] and "FAILED" in alerts[0]["error"]
+    with pytest.raises(FlinkJobError, match=r"answered GET /jobs/0+ with 404: \S"):  # Flink's own words kept
+        flink.job("0" * 32)
