@@ -43,9 +43,6 @@ from typing import Any
 
 from lib.config import Settings, redact_url
 
-#: The webhook's time in all when the settings do not say (ALERT_WEBHOOK_TIMEOUT_S's default).
-DEFAULT_WEBHOOK_TIMEOUT_S = 10.0
-
 
 def alerts_log(cfg: Settings) -> Path:
     return cfg.runs_dir / "alerts.log"
@@ -79,7 +76,7 @@ def alert(cfg: Settings, job: str, interval: str, attempts: int, failed_cell: in
     _append(log, doc)
     url = cfg.alert_webhook_url
     if url:
-        outcome = deliver(url, doc, getattr(cfg, "alert_webhook_timeout_s", DEFAULT_WEBHOOK_TIMEOUT_S))
+        outcome = deliver(url, doc, cfg.alert_webhook_timeout_s)
         shown = redact_url(url)
         record: dict[str, Any] = {
             "at": datetime.now(UTC).isoformat(timespec="seconds"), "alert_at": doc["at"], "job": job,
@@ -221,22 +218,23 @@ def _tracked(http_class: type[HTTPConnection], sockets: _Sockets) -> type[HTTPCo
     return Tracked
 
 
-class _TrackedHTTP(urllib.request.HTTPHandler):
+class _Tracking:
+    """A urllib handler whose connections hand their sockets to `sockets` (mixed into the HTTP and HTTPS ones)."""
+
     def __init__(self, sockets: _Sockets) -> None:
         super().__init__()
         self.sockets = sockets
 
     def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> Any:
-        return super().do_open(_tracked(http_class, self.sockets), req, **kwargs)
+        return super().do_open(_tracked(http_class, self.sockets), req, **kwargs)  # type: ignore[misc]
 
 
-class _TrackedHTTPS(urllib.request.HTTPSHandler):
-    def __init__(self, sockets: _Sockets) -> None:
-        super().__init__()
-        self.sockets = sockets
+class _TrackedHTTP(_Tracking, urllib.request.HTTPHandler):
+    pass
 
-    def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> Any:
-        return super().do_open(_tracked(http_class, self.sockets), req, **kwargs)
+
+class _TrackedHTTPS(_Tracking, urllib.request.HTTPSHandler):
+    pass
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
