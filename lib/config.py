@@ -307,8 +307,8 @@ def redact_url(url: str) -> str:
     return shown + ("/..." if len(authority) < len(rest) else "")
 
 
-def _check_webhook(url: str) -> None:
-    """ALERT_WEBHOOK_URL, when set, must be something urllib can POST to: checked now rather than at the
+def check_webhook(url: str) -> None:
+    """ALERT_WEBHOOK_URL, when set, must be something httpx can POST to: checked now rather than at the
     first alert, which is the worst moment to learn the webhook never worked."""
     if not _is_http_url(url) or not url.isascii() or any(ch.isspace() or not ch.isprintable() for ch in url):
         raise ConfigError(
@@ -371,7 +371,7 @@ def settings() -> Settings:
         raise ConfigError(f"EVENT_SCHEMA_VERSION={version!r}: use 1 (the default) or 2 (events name their client app)")
     webhook = _env(ALERT_WEBHOOK_URL)
     if webhook:
-        _check_webhook(webhook)
+        check_webhook(webhook)
     return Settings(
         kafka_bootstrap_servers=_env(KAFKA_BOOTSTRAP_SERVERS),
         events_topic=_env(EVENTS_TOPIC),
@@ -413,70 +413,73 @@ def settings() -> Settings:
     )
 
 
+#: What each environment variable is for: the third column of docs/configuration.md (reference_markdown).
+DESCRIPTIONS = {
+    "KAFKA_BOOTSTRAP_SERVERS": "Kafka's brokers, `host:port[,host:port]` (written into Flink SQL, so checked when "
+                               "read)",
+    "EVENTS_TOPIC": "the events topic; a legal Kafka topic name (checked when read)",
+    "EVENTS_PARTITIONS": "the events topic's partitions",
+    "ICEBERG_REST_URI": "the Iceberg REST catalog",
+    "ICEBERG_WAREHOUSE": "the warehouse; empty: the file URI of `<STACK_HOME>/warehouse`, or "
+                         "`s3://<S3_BUCKET>/` in S3 mode",
+    "WAREHOUSE": "where the warehouse lives: `file` (the local file system) or `s3` (the S3 server at "
+                 "`S3_ENDPOINT`, which `stack up` then starts)",
+    "S3_ENDPOINT": "the S3 server (`WAREHOUSE=s3`)",
+    "S3_BUCKET": "the warehouse's bucket; S3's bucket-name rule (checked when read)",
+    "S3_ACCESS_KEY_ID": "the S3 key id: the embedded server's own, never a real key",
+    "S3_SECRET_ACCESS_KEY": "the S3 secret key: the embedded server's own, never a real key",
+    "S3_REGION": "the S3 region",
+    "ROMAN_SERVICE_URL": "the Roman Numeral Service",
+    "FLINK_REST_URL": "Flink's REST API (the session cluster's jobmanager)",
+    "FLINK_RPC_PORT": "the jobmanager's RPC (Pekko) port",
+    "FLINK_BLOB_PORT": "the jobmanager's blob server (jars, Python files)",
+    "STACK_HOME": "the embedded stack's data and logs",
+    "JARS_DIR": "where `make jars` puts what Maven fetched",
+    "FLINK_VENV": "PyFlink's virtualenv: the cluster's scripts, the submitting client, the Python UDF worker",
+    "AIRFLOW_VENV": "Airflow 3.3.2's virtualenv (`make airflow`), for `dags/`",
+    "ALERT_WEBHOOK_URL": "empty: alerts go to stderr and `runs/alerts.log` only; when set, an http(s) URL with a "
+                         "host (checked when read) that every alert is POSTed to",
+    "ALERT_WEBHOOK_TIMEOUT_S": "seconds one alert may spend on the webhook in all (connect, send, answer), at most "
+                               f"{MAX_ALERT_WEBHOOK_TIMEOUT_S:g}; a delivery that fails is logged as "
+                               '`"delivery": "undelivered"` in `runs/alerts.log`',
+    "RUNS_DIR": "executed notebooks, run history, alerts log, scheduler lock",
+    "SPARK_DRIVER_MEMORY": "the Spark driver's memory (`spark.driver.memory`)",
+    "CLUSTER": "`1` adds a Spark standalone master and worker and a second Flink taskmanager, and the layer jobs "
+               "run on the Spark cluster instead of in-process",
+    "SPARK_MASTER": f"where Spark jobs run: empty means `local[2]`, or `{CLUSTER_SPARK_MASTER}` with `CLUSTER=1`; "
+                    "any `spark://` URL points the jobs at a real cluster",
+    "SPARK_MASTER_WEBUI_URL": "the Spark master's web UI",
+    "SPARK_DRIVER_HOST": "the address executors reach the driver at (the notebook's process): its host name in a "
+                         "container",
+    "SPARK_SHUFFLE_PARTITIONS": "`spark.sql.shuffle.partitions`",
+    "JAVA_HOME": "empty: the `java` on PATH",
+    "SERVICE_ACK_TIMEOUT_S": "seconds the service waits for Kafka to acknowledge an event before it answers 503",
+    "EVENT_SCHEMA_VERSION": "the event schema version the service writes: `1`, or `2` (with `client`, from the "
+                            "`X-Client` header)",
+    "WORKBOOK_PYTHON": "the interpreter Airflow's tasks run `python -m lib run` with (the project's `.venv`)",
+    "WORKBOOK_RETRY_DELAY_S": "seconds between an Airflow task's retries",
+    "WORKBOOK_WAIT_TIMEOUT_S": "seconds a DAG waits for its upstream job's runs before it fails",
+    "WORKBOOK_WAIT_POKE_S": "seconds between two looks at the upstream job's runs",
+    "WORKBOOK_CRASH_AT": "a crash point (`bronze.before_offsets`...) where a run raises, as a killed driver "
+                         "would: the drills' and tests' (`lib/faults.py`)",
+    "WORKBOOK_RENDEZVOUS": "`<point>@<directory>#<parties>`: runs wait at that point until that many arrived, "
+                           "the race of two runs made certain (`lib/faults.py`)",
+}
+
+
 def reference_markdown() -> str:
     """The environment variables as a markdown table (variable, default, what it is for), built from this
     module's `(NAME, default)` pairs in definition order; docs/configuration.md holds its output and a
     unit test checks the two agree. A variable without a description here, or a description without a
     variable, is an error: the table never falls behind the settings."""
-    what = {
-        "KAFKA_BOOTSTRAP_SERVERS": "Kafka's brokers, `host:port[,host:port]` (written into Flink SQL, so checked when "
-                                   "read)",
-        "EVENTS_TOPIC": "the events topic; a legal Kafka topic name (checked when read)",
-        "EVENTS_PARTITIONS": "the events topic's partitions",
-        "ICEBERG_REST_URI": "the Iceberg REST catalog",
-        "ICEBERG_WAREHOUSE": "the warehouse; empty: the file URI of `<STACK_HOME>/warehouse`, or "
-                             "`s3://<S3_BUCKET>/` in S3 mode",
-        "WAREHOUSE": "where the warehouse lives: `file` (the local file system) or `s3` (the S3 server at "
-                     "`S3_ENDPOINT`, which `stack up` then starts)",
-        "S3_ENDPOINT": "the S3 server (`WAREHOUSE=s3`)",
-        "S3_BUCKET": "the warehouse's bucket; S3's bucket-name rule (checked when read)",
-        "S3_ACCESS_KEY_ID": "the S3 key id: the embedded server's own, never a real key",
-        "S3_SECRET_ACCESS_KEY": "the S3 secret key: the embedded server's own, never a real key",
-        "S3_REGION": "the S3 region",
-        "ROMAN_SERVICE_URL": "the Roman Numeral Service",
-        "FLINK_REST_URL": "Flink's REST API (the session cluster's jobmanager)",
-        "FLINK_RPC_PORT": "the jobmanager's RPC (Pekko) port",
-        "FLINK_BLOB_PORT": "the jobmanager's blob server (jars, Python files)",
-        "STACK_HOME": "the embedded stack's data and logs",
-        "JARS_DIR": "where `make jars` puts what Maven fetched",
-        "FLINK_VENV": "PyFlink's virtualenv: the cluster's scripts, the submitting client, the Python UDF worker",
-        "AIRFLOW_VENV": "Airflow 3.3.2's virtualenv (`make airflow`), for `dags/`",
-        "ALERT_WEBHOOK_URL": "empty: alerts go to stderr and `runs/alerts.log` only; when set, an http(s) URL with a "
-                             "host (checked when read) that every alert is POSTed to",
-        "ALERT_WEBHOOK_TIMEOUT_S": "seconds one alert may spend on the webhook in all (connect, send, answer), at most "
-                                   f"{MAX_ALERT_WEBHOOK_TIMEOUT_S:g}; a delivery that fails is logged as "
-                                   '`"delivery": "undelivered"` in `runs/alerts.log`',
-        "RUNS_DIR": "executed notebooks, run history, alerts log, scheduler lock",
-        "SPARK_DRIVER_MEMORY": "the Spark driver's memory (`spark.driver.memory`)",
-        "CLUSTER": "`1` adds a Spark standalone master and worker and a second Flink taskmanager, and the layer jobs "
-                   "run on the Spark cluster instead of in-process",
-        "SPARK_MASTER": f"where Spark jobs run: empty means `local[2]`, or `{CLUSTER_SPARK_MASTER}` with `CLUSTER=1`; "
-                        "any `spark://` URL points the jobs at a real cluster",
-        "SPARK_MASTER_WEBUI_URL": "the Spark master's web UI",
-        "SPARK_DRIVER_HOST": "the address executors reach the driver at (the notebook's process): its host name in a "
-                             "container",
-        "SPARK_SHUFFLE_PARTITIONS": "`spark.sql.shuffle.partitions`",
-        "JAVA_HOME": "empty: the `java` on PATH",
-        "SERVICE_ACK_TIMEOUT_S": "seconds the service waits for Kafka to acknowledge an event before it answers 503",
-        "EVENT_SCHEMA_VERSION": "the event schema version the service writes: `1`, or `2` (with `client`, from the "
-                                "`X-Client` header)",
-        "WORKBOOK_PYTHON": "the interpreter Airflow's tasks run `python -m lib run` with (the project's `.venv`)",
-        "WORKBOOK_RETRY_DELAY_S": "seconds between an Airflow task's retries",
-        "WORKBOOK_WAIT_TIMEOUT_S": "seconds a DAG waits for its upstream job's runs before it fails",
-        "WORKBOOK_WAIT_POKE_S": "seconds between two looks at the upstream job's runs",
-        "WORKBOOK_CRASH_AT": "a crash point (`bronze.before_offsets`...) where a run raises, as a killed driver "
-                             "would: the drills' and tests' (`lib/faults.py`)",
-        "WORKBOOK_RENDEZVOUS": "`<point>@<directory>#<parties>`: runs wait at that point until that many arrived, "
-                               "the race of two runs made certain (`lib/faults.py`)",
-    }
     pairs = [value for name, value in globals().items()
              if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, str) for v in value)
              and value[0] == name]
     names = [name for name, _ in pairs]
-    if missing := [name for name in names if name not in what]:
-        raise LookupError(f"{', '.join(missing)}: no description in lib.config.reference_markdown(); add one")
-    if stale := [name for name in what if name not in names]:
-        raise LookupError(f"{', '.join(stale)}: described in lib.config.reference_markdown() but not a setting")
+    if missing := [name for name in names if name not in DESCRIPTIONS]:
+        raise LookupError(f"{', '.join(missing)}: no description in lib.config.DESCRIPTIONS; add one")
+    if stale := [name for name in DESCRIPTIONS if name not in names]:
+        raise LookupError(f"{', '.join(stale)}: described in lib.config.DESCRIPTIONS but not a setting")
 
     def shown(default: str) -> str:
         if not default:
@@ -484,5 +487,5 @@ def reference_markdown() -> str:
         root = str(ROOT)
         return f"`<repo>{default[len(root):]}`" if default.startswith(root) else f"`{default}`"
 
-    rows = [f"| `{name}` | {shown(default)} | {what[name]} |" for name, default in pairs]
+    rows = [f"| `{name}` | {shown(default)} | {DESCRIPTIONS[name]} |" for name, default in pairs]
     return "\n".join(["| variable | default | what it is for |", "|---|---|---|", *rows])

@@ -52,3 +52,12 @@ class CommitConflict(WorkbookError):
 
 class EventLogUnavailable(WorkbookError):
     """Kafka did not acknowledge an event in time: the service answers 503 and the client retries."""
+
+
+class HttpError(WorkbookError):
+    """A REST call failed: the server did not answer, or answered with an error; the message carries
+    what the server said (lib.plumbing.http). `status` is None when nothing answered."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -19,7 +19,7 @@ runs/alerts.log holds one JSON object a line, of two kinds:
   "delivery": "delivered" | "undelivered", "webhook": <the URL up to its host>, "seconds": <time spent>,
   "error": <why; undelivered only>}`.
   Every failure is "undelivered": refused, no complete answer in time, a status other than 2xx
-  (redirects are not followed), an answer cut short, a URL urllib cannot use. A monitor greps
+  (redirects are not followed), an answer cut short, a URL that is not http(s) with a host. A monitor greps
   `"delivery": "undelivered"`; a reader counting alerts skips the lines that have "delivery".
 
 The webhook's path is not logged (a chat webhook's path is its secret), only where it points.
@@ -29,19 +29,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.client import HTTPConnection, IncompleteRead
 from pathlib import Path
 from typing import Any
 
-from lib.config import Settings, redact_url
+from lib.config import Settings, check_webhook, redact_url
+from lib.errors import HttpError, WorkbookError
+from lib.plumbing.http import post_within
 
 
 def alerts_log(cfg: Settings) -> Path:
@@ -92,64 +89,23 @@ def alert(cfg: Settings, job: str, interval: str, attempts: int, failed_cell: in
 
 
 def deliver(url: str, doc: dict[str, Any], timeout_s: float) -> Delivery:
-    """POST `doc` to `url`, taking at most `timeout_s` in all (plus a few milliseconds); never raises.
-
-    urllib's timeout bounds each socket operation, not the whole exchange, so the POST runs in a
-    daemon thread joined with the deadline; past it the thread's sockets are shut down, which ends
-    the thread's blocked read instead of leaving it to trickle on in the background.
-    """
+    """POST `doc` to `url`, taking at most `timeout_s` in all (plus a few milliseconds); never raises."""
     started = time.monotonic()
-    sockets = _Sockets()
-    failures: list[BaseException] = []
-    done = threading.Event()
-
-    def post() -> None:
-        try:
-            _post(url, json.dumps(doc).encode(), timeout_s, sockets)
-        except BaseException as exc:  # the caller reports it; a thread has nowhere else to put it
-            failures.append(exc)
-        finally:
-            done.set()
-
     try:
-        worker = threading.Thread(target=post, name="alert-webhook", daemon=True)
-        worker.start()
-    except Exception as exc:  # no thread to be had: report it like any other failure
-        return Delivery(False, time.monotonic() - started, _reason(exc, url))
-    finished = done.wait(timeout_s)
-    seconds = time.monotonic() - started
-    if not finished:
-        sockets.cut()
-        return Delivery(False, seconds, f"no complete answer within {timeout_s:g} s (ALERT_WEBHOOK_TIMEOUT_S)")
-    if failures:
-        return Delivery(False, seconds, _reason(failures[0], url))
-    return Delivery(True, seconds)
+        check_webhook(url)  # a Settings built without settings() (replace(), an older process) may hold anything
+        post_within(url, doc, timeout_s)
+    except Exception as exc:  # every failure is a reason, never an exception for the caller
+        return Delivery(False, time.monotonic() - started, _reason(exc, url, timeout_s))
+    return Delivery(True, time.monotonic() - started)
 
 
-def _post(url: str, body: bytes, timeout_s: float, sockets: _Sockets) -> None:
-    """The POST itself; raises on any failure, a status other than 2xx included."""
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
-    opener = urllib.request.build_opener(_NoRedirects(), _TrackedHTTP(sockets), _TrackedHTTPS(sockets))
-    try:
-        with opener.open(request, timeout=timeout_s) as resp:
-            resp.read()
-    except urllib.error.HTTPError as exc:
-        exc.close()  # its answer holds the connection open
-        raise
-
-
-def _reason(exc: BaseException, url: str) -> str:
+def _reason(exc: BaseException, url: str, timeout_s: float) -> str:
     """A failure in words, without the webhook's secret path (some errors repeat the whole URL)."""
-    if isinstance(exc, urllib.error.HTTPError):
-        why = f"it answered HTTP {exc.code} {exc.reason}"
-        if 300 <= exc.code < 400:
-            why += " (redirects are not followed: set ALERT_WEBHOOK_URL to the address it redirects to)"
-    elif isinstance(exc, urllib.error.URLError):
-        why = f"could not reach it: {exc.reason}"
-    elif isinstance(exc, IncompleteRead):
-        why = f"its answer was cut short ({len(exc.partial)} bytes read, {exc.expected} more expected)"
-    else:
-        why = f"{type(exc).__name__}: {exc}"
+    why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, WorkbookError) else str(exc)
+    if isinstance(exc, HttpError) and exc.status is not None and 300 <= exc.status < 400:
+        why += " (redirects are not followed: set ALERT_WEBHOOK_URL to the address it redirects to)"
+    if why.endswith(f"within {timeout_s:g} s"):
+        why += " (ALERT_WEBHOOK_TIMEOUT_S)"
     return why.replace(url, redact_url(url))[:500]
 
 
@@ -167,79 +123,3 @@ def _append(log: Path, record: dict[str, Any]) -> None:
             fh.write(json.dumps(record) + "\n")
     except Exception as exc:
         _say(f"(could not append to the alerts log {log}: {exc}; this alert is on stderr only)")
-
-
-class _Sockets:
-    """The sockets one delivery opened, so that whoever gives up on it can shut them down."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: list[socket.socket] = []
-        self._cut = False
-
-    def add(self, sock: socket.socket | None) -> None:
-        if sock is None:
-            return
-        with self._lock:
-            self._open.append(sock)
-            cut = self._cut
-        if cut:  # connected after the deadline: no use for it either
-            _shutdown(sock)
-
-    def cut(self) -> None:
-        with self._lock:
-            self._cut = True
-            opened = list(self._open)
-        for sock in opened:
-            _shutdown(sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed, or a TLS socket's detached plain one
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _tracked(http_class: type[HTTPConnection], sockets: _Sockets) -> type[HTTPConnection]:
-    """`http_class` that hands every socket it opens (the plain one, then the TLS one) to `sockets`."""
-
-    class Tracked(http_class):  # type: ignore[valid-type, misc]
-        def connect(self) -> None:
-            create = getattr(self, "_create_connection")  # noqa: B009  # set by HTTPConnection.__init__
-
-            def created(*args: Any, **kwargs: Any) -> socket.socket:
-                sock = create(*args, **kwargs)
-                sockets.add(sock)
-                return sock
-
-            self._create_connection = created
-            super().connect()
-            sockets.add(self.sock)
-
-    return Tracked
-
-
-class _Tracking:
-    """A urllib handler whose connections hand their sockets to `sockets` (mixed into the HTTP and HTTPS ones)."""
-
-    def __init__(self, sockets: _Sockets) -> None:
-        super().__init__()
-        self.sockets = sockets
-
-    def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> Any:
-        return super().do_open(_tracked(http_class, self.sockets), req, **kwargs)  # type: ignore[misc]
-
-
-class _TrackedHTTP(_Tracking, urllib.request.HTTPHandler):
-    pass
-
-
-class _TrackedHTTPS(_Tracking, urllib.request.HTTPSHandler):
-    pass
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirected POST would arrive as a GET without the alert: treat a redirect as a failure."""
-
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> None:
-        return None

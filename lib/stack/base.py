@@ -6,12 +6,10 @@ Each service is a subclass in its own module (kafka, catalog, flink, roman); the
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,12 +18,6 @@ from lib.errors import StackError
 from lib.stack.process import ManagedProcess
 
 MIN_JAVA = 17
-
-
-def http_json(url: str, timeout: float = 2.0) -> dict:
-    """GET a JSON document; raises OSError (URLError) when the service does not answer."""
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return json.loads(resp.read().decode())
 
 
 def java_major(java: str) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from lib.config import S3_CHECKSUM_FLAGS, Settings
-from lib.stack.base import Service, http_json, jars
+from lib.errors import HttpError
+from lib.plumbing.http import get_json
+from lib.stack.base import Service, jars
 
 
 class CatalogServer(Service):
@@ -46,6 +48,6 @@ class CatalogServer(Service):
 
     def healthy(self, cfg: Settings) -> bool:
         try:
-            return "defaults" in http_json(f"{cfg.iceberg_rest_uri}/v1/config")
-        except (OSError, ValueError):
+            return "defaults" in get_json(f"{cfg.iceberg_rest_uri}/v1/config")
+        except HttpError:
             return False

@@ -14,8 +14,9 @@ import uuid
 from pathlib import Path
 
 from lib.config import S3_CHECKSUM_FLAGS, Settings
-from lib.errors import StackError
-from lib.stack.base import Service, http_json
+from lib.errors import HttpError, StackError
+from lib.plumbing.http import get_json
+from lib.stack.base import Service
 
 # Java 17 needs these opens for Flink's serializers; copied from the package's default config.
 _JAVA_OPTS = " ".join(
@@ -228,10 +229,10 @@ class FlinkProcess(Service):
         one, for `stack status` or `up` of a running stack)."""
         try:
             if self.role == "taskmanager" and self.resource_id is not None:
-                managers = http_json(f"{cfg.flink_rest_url}/taskmanagers").get("taskmanagers", [])
+                managers = get_json(f"{cfg.flink_rest_url}/taskmanagers").get("taskmanagers", [])
                 return self.resource_id in [m["id"] for m in managers]
-            overview = http_json(f"{cfg.flink_rest_url}/overview")
-        except (OSError, ValueError):
+            overview = get_json(f"{cfg.flink_rest_url}/overview")
+        except HttpError:
             return False
         return self.role == "jobmanager" or overview.get("taskmanagers", 0) >= 1
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pyarrow import fs
 
 from lib.config import Settings
-from lib.errors import StackError
-from lib.stack.base import Service, http_json
+from lib.errors import HttpError, StackError
+from lib.plumbing.http import get_json
+from lib.stack.base import Service
 
 
 class S3Server(Service):
@@ -46,8 +47,8 @@ class S3Server(Service):
 
     def healthy(self, cfg: Settings) -> bool:
         try:
-            return http_json(f"{cfg.s3_endpoint}/healthz").get("status") == "OK"
-        except (OSError, ValueError):
+            return get_json(f"{cfg.s3_endpoint}/healthz").get("status") == "OK"
+        except HttpError:
             return False
 
     def after_start(self, cfg: Settings) -> None:

@@ -15,7 +15,9 @@ from pathlib import Path
 import pyspark
 
 from lib.config import Settings
-from lib.stack.base import Service, http_json
+from lib.errors import HttpError
+from lib.plumbing.http import get_json
+from lib.stack.base import Service
 
 #: The worker's RPC and web UI ports (fixed, so a port error names them and health finds the worker).
 WORKER_PORT = 7078
@@ -38,7 +40,7 @@ def spark_dir(cfg: Settings) -> Path:
 
 def master_state(cfg: Settings) -> dict:
     """The master's /json/ document: workers, active and completed applications."""
-    return http_json(f"{cfg.spark_master_webui_url}/json/")
+    return get_json(f"{cfg.spark_master_webui_url}/json/")
 
 
 class _SparkDaemon(Service):
@@ -94,7 +96,7 @@ class SparkMaster(_SparkDaemon):
     def healthy(self, cfg: Settings) -> bool:
         try:
             return master_state(cfg).get("status") == "ALIVE"
-        except (OSError, ValueError):
+        except HttpError:
             return False
 
 
@@ -116,6 +118,6 @@ class SparkWorker(_SparkDaemon):
         """Registered with the master and alive (not merely listening)."""
         try:
             workers = master_state(cfg).get("workers", [])
-        except (OSError, ValueError):
+        except HttpError:
             return False
         return any(w.get("port") == self.port and w.get("state") == "ALIVE" for w in workers)

@@ -7,53 +7,37 @@ FLINK_REST_URL, so the same calls work against the embedded stack, docker-compos
 
 from __future__ import annotations
 
-import json
 import re
-import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from lib.config import Settings
-from lib.errors import FlinkJobError
+from lib.errors import FlinkJobError, HttpError
+from lib.plumbing.http import Rest
+from lib.plumbing.waits import poll
 
 #: Job states in which a job still runs, or will again.
 ACTIVE_STATES = ("RUNNING", "RESTARTING", "CREATED", "INITIALIZING")
 _TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?")
 
 
-def flink_errors(body: str) -> str:
-    """What Flink said went wrong: the first lines of each entry of its `errors` list (a Java stack trace
-    follows the message there), or the body itself when it is not that JSON."""
-    try:
-        errors = json.loads(body).get("errors") or []
-    except (ValueError, AttributeError):
-        return body[:500] or "(no body)"
-    return " | ".join(" ".join(str(e).strip().splitlines()[:2])[:300] for e in errors) or body[:500]
-
-
 class FlinkRest:
-    """A client of one Flink cluster's REST API."""
+    """A client of one Flink cluster's REST API; its errors are FlinkJobErrors carrying what Flink said."""
 
     def __init__(self, cfg: Settings, timeout: float = 10.0) -> None:
         self.url = cfg.flink_rest_url
-        self.timeout = timeout
+        self._rest = Rest(self.url, timeout)
 
     def _call(self, path: str, method: str = "GET", body: dict | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"} if data else {})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                text = resp.read().decode(errors="replace")
-        except urllib.error.HTTPError as exc:  # Flink explains itself in the body: {"errors": [...]}
-            raise FlinkJobError(f"Flink's REST API at {self.url} answered {method} {path} with {exc.code}: "
-                                f"{flink_errors(exc.read().decode(errors='replace'))}") from None
-        return json.loads(text) if text else {}
+            return self._rest.call(method, path, body)
+        except HttpError as exc:  # Flink explains itself in the body: {"errors": [...]}
+            raise FlinkJobError(f"Flink's REST API: {exc}") from None
 
     def _text(self, path: str) -> str:
-        with urllib.request.urlopen(f"{self.url}{path}", timeout=self.timeout) as resp:
-            return resp.read().decode(errors="replace")
+        try:
+            return self._rest.text(path)
+        except HttpError as exc:
+            raise FlinkJobError(f"Flink's REST API: {exc}") from None
 
     def overview(self) -> dict:
         """Taskmanagers, slots and job counts of the cluster."""
@@ -91,27 +75,25 @@ class FlinkRest:
 
     def wait_for_state(self, job_id: str, states: set[str], timeout_s: float = 120.0) -> str:
         """Poll until the job is in one of `states`; a FAILED job raises with its root exception."""
-        deadline = time.monotonic() + timeout_s
-        state = "UNKNOWN"
-        while time.monotonic() < deadline:
-            state = self.job(job_id)["state"]
-            if state in states:
-                return state
-            self._raise_if_failed(job_id, state)
-            time.sleep(0.5)
-        raise FlinkJobError(f"job {job_id} stayed {state} for {timeout_s:.0f}s; expected one of {sorted(states)}. "
-                            f"{self.why(job_id)}")
+        def state() -> str:
+            found = self.job(job_id)["state"]
+            if found not in states:
+                self._raise_if_failed(job_id, found)
+            return found
+
+        return poll(state, timeout_s=timeout_s, until=lambda found: found in states,
+                    timed_out=lambda found: FlinkJobError(f"job {job_id} stayed {found} for {timeout_s:.0f}s; expected "
+                                                          f"one of {sorted(states)}. {self.why(job_id)}"))
 
     def wait_for_tasks(self, job_id: str, timeout_s: float = 120.0) -> None:
         """Wait until every task of a RUNNING job runs (a job is RUNNING while its tasks still deploy)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def all_running() -> bool:
             info = self.job(job_id)
-            if info["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in info.get("vertices", [])):
-                return
             self._raise_if_failed(job_id, info["state"])
-            time.sleep(0.5)
-        raise FlinkJobError(f"job {job_id}: not every task was RUNNING within {timeout_s:.0f}s")
+            return info["state"] == "RUNNING" and all(v["status"] == "RUNNING" for v in info.get("vertices", []))
+
+        poll(all_running, timeout_s=timeout_s, timed_out=lambda _: FlinkJobError(
+            f"job {job_id}: not every task was RUNNING within {timeout_s:.0f}s. {self.why(job_id)}"))
 
     def cancel(self, job_id: str, timeout_s: float = 60.0) -> str:
         """Cancel a job and wait until it is CANCELED (or already finished)."""
@@ -130,19 +112,17 @@ class FlinkRest:
         self.wait_for_tasks(job_id)  # a savepoint needs every task running, not only the job
         # No target directory: the cluster's own execution.checkpointing.savepoint-dir decides.
         trigger = self._call(f"/jobs/{job_id}/stop", method="POST", body={"drain": False})
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            status = self._call(f"/jobs/{job_id}/savepoints/{trigger['request-id']}")
-            if status.get("status", {}).get("id") == "COMPLETED":
-                operation = status.get("operation", {})
-                if "location" not in operation:
-                    cause = operation.get("failure-cause", {})
-                    first = str(cause.get("stack-trace", cause)).splitlines()[0][:500]
-                    raise FlinkJobError(f"stopping job {job_id} with a savepoint failed: {first}")
-                self.wait_for_state(job_id, {"FINISHED", "CANCELED"}, timeout_s=max(5.0, deadline - time.monotonic()))
-                return operation["location"]
-            time.sleep(0.5)
-        raise FlinkJobError(f"job {job_id}: the stop-with-savepoint did not complete within {timeout_s:.0f}s")
+        status = poll(lambda: self._call(f"/jobs/{job_id}/savepoints/{trigger['request-id']}"), timeout_s=timeout_s,
+                      until=lambda found: found.get("status", {}).get("id") == "COMPLETED",
+                      timed_out=lambda _: FlinkJobError(
+                          f"job {job_id}: the stop-with-savepoint did not complete within {timeout_s:.0f}s"))
+        operation = status.get("operation", {})
+        if "location" not in operation:
+            cause = operation.get("failure-cause", {})
+            first = str(cause.get("stack-trace", cause)).splitlines()[0][:500]
+            raise FlinkJobError(f"stopping job {job_id} with a savepoint failed: {first}")
+        self.wait_for_state(job_id, {"FINISHED", "CANCELED"}, timeout_s=timeout_s)
+        return operation["location"]
 
     def checkpoints(self, job_id: str) -> dict:
         """The job's checkpoint statistics: counts, latest completed, history."""
@@ -158,14 +138,18 @@ class FlinkRest:
 
     def wait_for_checkpoint(self, job_id: str, after_id: int = 0, timeout_s: float = 120.0) -> dict:
         """Wait for a completed checkpoint newer than `after_id`; returns it (what it covers is now committed)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def newer() -> dict | None:
             done = self.latest_checkpoint(job_id)
             if done and done["id"] > after_id:
                 return done
             self._raise_if_failed(job_id, self.job(job_id)["state"])
-            time.sleep(0.5)
-        raise FlinkJobError(f"job {job_id}: no checkpoint after #{after_id} within {timeout_s:.0f}s")
+            return None
+
+        done = poll(newer, timeout_s=timeout_s, until=lambda found: found is not None,
+                    timed_out=lambda _: FlinkJobError(f"job {job_id}: no checkpoint after #{after_id} within "
+                                                      f"{timeout_s:.0f}s"))
+        assert done is not None  # what `until` waited for
+        return done
 
     def vertex_metrics(self, job_id: str) -> list[dict]:
         """Per operator chain: name, status, records in and out, and its current input watermark (ms or None)."""

@@ -1,6 +1,6 @@
 """The one client of the Roman Numeral Service, for notebooks, traffic and tests alike.
 
-A `ServiceClient` holds one keep-alive HTTP connection (a client sends many requests on it),
+A `ServiceClient` holds one keep-alive httpx connection pool (a client sends many requests on it),
 so it is cheap to call in a loop; use one per thread. Every conversion request carries an
 X-Request-Id (a new UUID unless the caller names one), so a retry after a 503 is the same
 event, never a second one.
@@ -8,14 +8,15 @@ event, never a second one.
 
 from __future__ import annotations
 
-import http.client
-import json
-import time
 import uuid
 from typing import Any
 from urllib.parse import quote
 
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
+
 from lib.config import Settings
+from lib.plumbing.http import Rest
+from lib.plumbing.waits import last_answer
 
 #: The operation of an event -> the route that serves it.
 ROUTES = {"to_roman": "to-roman", "from_roman": "from-roman"}
@@ -23,12 +24,12 @@ ROUTES = {"to_roman": "to-roman", "from_roman": "from-roman"}
 MAX_RETRY_AFTER_S = 10.0
 
 
-class ServiceClient:
+class ServiceClient(Rest):
     """Calls the service at ROMAN_SERVICE_URL as any client would: over HTTP, with its headers."""
 
     def __init__(self, cfg: Settings, timeout: float = 30.0) -> None:
+        super().__init__(cfg.roman_service_url, timeout)
         self.address = cfg.service_address
-        self._conn = http.client.HTTPConnection(self.address.host, self.address.port, timeout=timeout)
         self.retried = 0  # 503s answered by waiting Retry-After and asking again
 
     def ask(self, operation: str, text: str, user: str = "notebook", request_id: str | None = None,
@@ -44,12 +45,15 @@ class ServiceClient:
         if client:
             headers["X-Client"] = client  # kept by a service that writes schema v2
         path = f"/{ROUTES[operation]}/{quote(text, safe='')}"
-        for attempt in range(retries + 1):
-            status, body, answer_headers = self.request(path, headers)
-            if status != 503 or attempt == retries:
-                break
+
+        def answer_503_after(state: RetryCallState) -> float:
             self.retried += 1
-            time.sleep(min(float(answer_headers.get("retry-after", 1)), MAX_RETRY_AFTER_S))
+            return min(float(last_answer(state)[2].get("retry-after", 1)), MAX_RETRY_AFTER_S)
+
+        asking = Retrying(stop=stop_after_attempt(retries + 1), wait=answer_503_after,
+                          retry=retry_if_result(lambda answer: answer[0] == 503),
+                          retry_error_callback=last_answer)  # the last 503 is the answer
+        status, body, _ = asking(self.request, path, headers)
         return status, body
 
     def health(self) -> dict[str, Any]:
@@ -70,27 +74,11 @@ class ServiceClient:
         return status, body
 
     def request(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """GET with the answer's headers (lower-cased); a dropped keep-alive connection is opened again once."""
-        for attempt in (1, 2):
-            try:
-                self._conn.request("GET", path, headers=headers or {})
-                resp = self._conn.getresponse()
-                body = json.loads(resp.read() or b"{}")
-                return resp.status, body, {k.lower(): v for k, v in resp.getheaders()}
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self._conn.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        """GET with the answer's headers (lower-cased); an HttpError only when nothing answered."""
+        response = self.response("GET", path, headers=headers)
+        body = response.json() if response.content else {}
+        return response.status_code, body, {k.lower(): v for k, v in response.headers.items()}
 
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> ServiceClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def ask(cfg: Settings, operation: str, text: str, user: str = "notebook",

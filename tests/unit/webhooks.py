@@ -1,4 +1,4 @@
-"""Real local webhooks that misbehave on purpose, on ephemeral ports: for the alert tests.
+"""Real local webhooks that misbehave on purpose, on ephemeral ports: for the alert and REST-client tests.
 
 Each is a plain TCP server in a thread that reads one HTTP request and answers it in its own
 (wrong) way, so the alert code meets real sockets, real partial answers and real stalls.
