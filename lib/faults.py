@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from pathlib import Path
 
 from lib.config import Settings
 from lib.errors import InjectedCrash
+from lib.plumbing.waits import poll
 
 _ARMED: set[str] = set()
 _MEETING: dict[str, tuple[Path, int]] = {}
@@ -68,9 +68,7 @@ def checkpoint(point: str) -> None:
     directory, parties = meeting
     directory.mkdir(parents=True, exist_ok=True)
     (directory / f"{point}.{me}").touch()
-    deadline = time.monotonic() + RENDEZVOUS_TIMEOUT_S
-    while len(list(directory.glob(f"{point}.*"))) < parties:
-        if time.monotonic() > deadline:
-            raise InjectedCrash(f"rendezvous at {point!r}: the other runs did not arrive within "
-                                f"{RENDEZVOUS_TIMEOUT_S:.0f} s (see {directory})")
-        time.sleep(0.05)
+    poll(lambda: len(list(directory.glob(f"{point}.*"))), timeout_s=RENDEZVOUS_TIMEOUT_S, every_s=0.05,
+         until=lambda arrived: arrived >= parties,
+         timed_out=lambda arrived: InjectedCrash(f"rendezvous at {point!r}: {arrived} of {parties} runs arrived within "
+                                                 f"{RENDEZVOUS_TIMEOUT_S:.0f} s (see {directory})"))

@@ -22,8 +22,10 @@ from confluent_kafka import TopicPartition as Partition
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from tenacity import wait_exponential
 
 from lib.errors import ProduceError
+from lib.plumbing.waits import retry
 
 #: What a broker answers about a group while its coordinator is still being elected or loaded
 #: (librdkafka does not always mark these retriable).
@@ -176,21 +178,15 @@ def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
     }
 
 
-def connect_producer(bootstrap: str, client_id: str, attempts: int = 3, timeout_s: float = 5.0):
+def connect_producer(bootstrap: str, client_id: str, attempts: int = 3, timeout_s: float = 5.0) -> Producer:
     """A producer whose broker answered a metadata request; retries with backoff, then says what failed."""
-    delay = 1.0
-    for attempt in range(1, attempts + 1):
+    def connected() -> Producer:
         producer = Producer(producer_config(bootstrap, client_id))
-        try:
-            producer.list_topics(timeout=timeout_s)
-            return producer
-        except KafkaException as exc:
-            if attempt == attempts:
-                raise ProduceError(
-                    f"Kafka at {bootstrap} is unreachable ({exc.args[0].str() if exc.args else exc}) after "
-                    f"{attempts} attempts; nothing was sent. Start the stack (`make up`) or set "
-                    "KAFKA_BOOTSTRAP_SERVERS."
-                ) from None
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+        producer.list_topics(timeout=timeout_s)
+        return producer
+
+    return retry(connected, attempts=attempts, wait=wait_exponential(multiplier=1.0),
+                 when=lambda exc: isinstance(exc, KafkaException), gave_up=lambda exc: ProduceError(
+                     f"Kafka at {bootstrap} is unreachable ({exc.args[0].str() if exc.args else exc}) after "
+                     f"{attempts} attempts; nothing was sent. Start the stack (`make up`) or set "
+                     "KAFKA_BOOTSTRAP_SERVERS."))

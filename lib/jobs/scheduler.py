@@ -21,16 +21,19 @@ in the run history (lib.jobs.history).
 from __future__ import annotations
 
 import fcntl
+import itertools
 import os
 import signal
 import socket
 import sys
-import time
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
+
+from tenacity import Retrying, retry_if_result, stop_after_attempt
 
 from lib.config import Settings
 from lib.errors import ParameterError, SchedulerBusy
@@ -38,6 +41,7 @@ from lib.jobs.alerts import alert
 from lib.jobs.history import RunHistory
 from lib.jobs.registry import Interval, Job, parameters, scheduled_jobs
 from lib.jobs.runner import Outcome, run_attempt
+from lib.plumbing.waits import last_answer
 
 
 @dataclass(frozen=True)
@@ -101,14 +105,14 @@ class Scheduler:
         self.history = RunHistory(cfg)
         self.progress = progress
         self.say = say
-        self._stop = False
+        self._stopped = threading.Event()
 
     def run(self, start: datetime, end: datetime) -> Report:
         """One pass over [start, end)."""
         report = Report()
         with self.lock():
             for planned in due(self.history, start, end):
-                if self._stop:
+                if self._stopped.is_set():
                     break
                 dependency = planned.job.depends_on
                 if dependency and not self.history.covered(dependency, planned.interval):
@@ -125,37 +129,41 @@ class Scheduler:
         report = Report()
         previous = signal.signal(signal.SIGINT, self._stop_soon)
         try:
-            while not self._stop:
+            while not self._stopped.is_set():
                 once = self.run(start, datetime.now(UTC))
                 report.attempts += once.attempts
                 report.alerts += once.alerts
                 report.waiting = once.waiting
-                deadline = time.monotonic() + poll_s
-                while not self._stop and time.monotonic() < deadline:
-                    time.sleep(0.5)
+                self._stopped.wait(poll_s)  # woken at once by Ctrl-C
         finally:
             signal.signal(signal.SIGINT, previous)
         return report
 
     def _stop_soon(self, signum: int, frame: FrameType | None) -> None:
         self.say("stopping after the current run (Ctrl-C again does nothing until then)")
-        self._stop = True
+        # Set from another thread: the handler may interrupt this one inside the event's own lock.
+        threading.Thread(target=self._stopped.set, name="stop-soon").start()
 
     def _run_with_retries(self, planned: Planned, report: Report) -> None:
         spec, interval = planned.job, planned.interval
         params = parameters(spec.name) if spec.catch_up_in_one_run else parameters(
             spec.name, interval.start.isoformat(), interval.end.isoformat())
-        outcome = None
-        for attempt in range(1, self.retry.attempts + 1):
-            if attempt > 1:
-                time.sleep(self.retry.wait_before(attempt))
-            outcome = self._attempt(spec, interval, attempt, params)
-            report.attempts.append((planned, attempt, outcome))
+        tries = itertools.count(1)
+
+        def attempt() -> Outcome:
+            number = next(tries)
+            outcome = self._attempt(spec, interval, number, params)
+            report.attempts.append((planned, number, outcome))
             state = "ok" if outcome.ok else f"failed: {outcome.error[:200]}"
-            self.say(f"{spec.name} {interval.label} attempt {attempt}/{self.retry.attempts}: {state}")
-            if outcome.ok:
-                return
-        assert outcome is not None
+            self.say(f"{spec.name} {interval.label} attempt {number}/{self.retry.attempts}: {state}")
+            return outcome
+
+        trying = Retrying(stop=stop_after_attempt(self.retry.attempts), retry=retry_if_result(lambda o: not o.ok),
+                          wait=lambda state: self.retry.wait_before(state.attempt_number + 1),
+                          retry_error_callback=last_answer)  # the last failure is the outcome
+        outcome = trying(attempt)
+        if outcome.ok:
+            return
         label = f"[{interval.start.isoformat()}, {interval.end.isoformat()})"
         report.alerts.append(alert(self.cfg, spec.name, label, self.retry.attempts, outcome.failed_cell,
                                    outcome.error, outcome.kept_at))

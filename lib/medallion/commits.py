@@ -14,15 +14,17 @@ the winner's rows are matched and skipped.
 
 from __future__ import annotations
 
-import random
-import time
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
+from tenacity import wait_fixed, wait_random_exponential
+
 from lib.errors import CommitConflict
 from lib.medallion.engine_errors import is_commit_conflict
 from lib.medallion.statements import Statement, commit, lines
+from lib.plumbing.waits import retry
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -79,17 +81,11 @@ def is_conflict(exc: BaseException) -> bool:
 def retry_on_conflict(step: Callable[[int], R], what: str, attempts: int = CONFLICT_ATTEMPTS) -> R:
     """Run `step(conflicts_so_far)` until it commits without losing a race, at most `attempts` times.
 
-    Any other error passes through at once. The pause before a new attempt grows and is jittered,
-    so that two losers do not meet again at the same moment."""
-    for conflicts in range(attempts):
-        try:
-            return step(conflicts)
-        except Exception as exc:
-            if not is_conflict(exc):
-                raise
-            if conflicts + 1 == attempts:
-                raise CommitConflict(
-                    f"{what}: another run committed to the same table {attempts} times in a row while this "
-                    "one ran; nothing was doubled. Run it again once the other runs have finished.") from exc
-            time.sleep(random.uniform(0.2, 1.0) * (conflicts + 1))
-    raise AssertionError("unreachable")
+    Any other error passes through at once. The pause before a new attempt grows and is jittered
+    (full jitter: a random part of an exponential bound), so that two losers do not meet again."""
+    conflicts = itertools.count()
+    return retry(lambda: step(next(conflicts)), attempts=attempts,
+                 wait=wait_fixed(0.2) + wait_random_exponential(multiplier=0.5, max=8),
+                 when=is_conflict, gave_up=lambda _: CommitConflict(
+                     f"{what}: another run committed to the same table {attempts} times in a row while this "
+                     "one ran; nothing was doubled. Run it again once the other runs have finished."))

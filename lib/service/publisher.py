@@ -56,13 +56,13 @@ class DurablePublisher:
         self.broker = BrokerState(False, 0.0, "not probed yet")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._settled: list[tuple[asyncio.Future, Any]] = []
-        self._running = False
+        self._stopped = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Serve delivery reports and probe the broker in two threads, settling futures on `loop`."""
         self._loop = loop
-        self._running = True
+        self._stopped.clear()
         self.broker = self._probe()
         for target, name in ((self._serve_reports, "delivery-reports"), (self._watch_broker, "broker-probe")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -114,7 +114,7 @@ class DurablePublisher:
 
     def _serve_reports(self) -> None:
         """poll() runs the delivery callbacks; their results reach the event loop in one call per poll."""
-        while self._running:
+        while not self._stopped.is_set():
             self._producer.poll(0.05)
             self._hand_over()
 
@@ -127,8 +127,7 @@ class DurablePublisher:
             self._loop.call_soon_threadsafe(_settle, batch)
 
     def _watch_broker(self) -> None:
-        while self._running:
-            time.sleep(PROBE_INTERVAL_S)
+        while not self._stopped.wait(PROBE_INTERVAL_S):  # woken at once by close()
             self.broker = self._probe()
 
     def _probe(self) -> BrokerState:
@@ -153,7 +152,7 @@ class DurablePublisher:
     def close(self, timeout_s: float = 30.0) -> int:
         """Flush what is queued and stop the threads; returns how many events were still not delivered."""
         left = self._producer.flush(timeout_s)
-        self._running = False
+        self._stopped.set()
         for thread in self._threads:
             thread.join(timeout=PROBE_INTERVAL_S * 3)
         self._hand_over()

@@ -68,6 +68,7 @@ class ManagedProcess:
         self.name = name
         self.pid_file = home / "run" / f"{name}.pid"
         self.log_file = home / "logs" / f"{name}.log"
+        self._popen: subprocess.Popen | None = None
 
     def pid(self) -> int | None:
         """The pid of our running process, or None (a stale pid file is removed)."""
@@ -107,6 +108,13 @@ class ManagedProcess:
         self._popen = proc
         return proc.pid
 
+    @property
+    def popen(self) -> subprocess.Popen:
+        """The process this object started (a test signals and waits on it directly)."""
+        if self._popen is None:
+            raise RuntimeError(f"{self.name} was not started by this object")
+        return self._popen
+
     def memory_bytes(self) -> int:
         """Resident memory of the process and every child it started (a taskmanager's Python
         workers, a Spark worker's executors); 0 when it does not run."""
@@ -119,9 +127,8 @@ class ManagedProcess:
 
     def exit_code(self) -> int | None:
         """The exit code if the process we started has already ended, else None."""
-        popen = getattr(self, "_popen", None)
-        if popen is not None:
-            return popen.poll()
+        if self._popen is not None:
+            return self._popen.poll()
         return None if self.pid() else -1
 
     def stop(self, timeout: float = 20.0) -> bool:
@@ -143,9 +150,8 @@ class ManagedProcess:
         for proc in alive:
             _signal(proc, signal.SIGKILL)
         psutil.wait_procs(alive, timeout=5)
-        popen = getattr(self, "_popen", None)
-        if popen is not None:
-            popen.poll()
+        if self._popen is not None:
+            self._popen.poll()
         self.pid_file.unlink(missing_ok=True)
         return True
 

@@ -3,20 +3,20 @@ stack, or an instance of its own, on a free port and topic, for a test or a benc
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from lib.config import ROOT, Settings
-from lib.errors import StackError
-from lib.stack.base import Service, http_json
-from lib.stack.process import free_port
+from lib.errors import HttpError, StackError
+from lib.plumbing.http import get_json
+from lib.plumbing.waits import poll
+from lib.stack.base import Service
+from lib.stack.process import ManagedProcess, free_port, log_tail
 
 
 def command(host: str, port: int, bootstrap: str, topic: str, ack_timeout_s: float,
@@ -29,8 +29,8 @@ def command(host: str, port: int, bootstrap: str, topic: str, ack_timeout_s: flo
 def answers(url: str) -> bool:
     """The service at `url` is up: its /health says ok (liveness; /ready is about Kafka)."""
     try:
-        return http_json(f"{url}/health").get("status") == "ok"
-    except (OSError, ValueError):
+        return get_json(f"{url}/health").get("status") == "ok"
+    except HttpError:
         return False
 
 
@@ -67,29 +67,22 @@ class Instance:
 @contextmanager
 def serving(bootstrap: str, topic: str, ack_timeout_s: float, module: str = "lib.service.server",
             host: str = "127.0.0.1", timeout_s: float = 30.0, schema_version: int = 1) -> Iterator[Instance]:
-    """A service process of its own on a free port (tests, benchmarks): answering /health, then stopped by SIGTERM."""
+    """A service process of its own on a free port (tests, benchmarks): answering /health, then stopped.
+
+    Supervised like the stack's services (lib.stack.process), with its pid file and log in a
+    temporary folder of its own."""
     port = free_port(host)
     url = f"http://{host}:{port}"
-    argv = command(host, port, bootstrap, topic, ack_timeout_s, module, schema_version)
-    with tempfile.TemporaryFile("w+") as log:  # a file, not a pipe: a chatty process never blocks on it
-        proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, text=True)
+    with tempfile.TemporaryDirectory(prefix="roman-service-") as home:
+        proc = ManagedProcess("roman-service", Path(home))
+        proc.start(command(host, port, bootstrap, topic, ack_timeout_s, module, schema_version),
+                   env={"PYTHONPATH": str(ROOT)}, cwd=ROOT)
         try:
-            deadline = time.monotonic() + timeout_s
-            while not answers(url):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    proc.wait()
-                    log.seek(0)
-                    raise StackError(f"{module} did not answer on {host}:{port} within {timeout_s:.0f}s:\n"
-                                     f"{log.read()[-2000:]}")
-                time.sleep(0.1)
-            yield Instance(url, proc)
+            poll(lambda: proc.exit_code() is not None or answers(url), timeout_s=timeout_s, every_s=0.1,
+                 timed_out=lambda _: StackError(f"{module} did not answer on {host}:{port} within {timeout_s:.0f}s:\n"
+                                                f"{log_tail(proc.log_file, 30)}"))
+            if proc.exit_code() is not None:
+                raise StackError(f"{module} exited before it answered on {host}:{port}:\n{log_tail(proc.log_file, 30)}")
+            yield Instance(url, proc.popen)
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            proc.stop(timeout=30)

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from lib.config import Settings
 from lib.errors import StackError
+from lib.plumbing.waits import poll
 from lib.stack.base import MIN_JAVA, Service, java_major
 from lib.stack.catalog import CatalogServer
 from lib.stack.flink import FlinkProcess
@@ -80,21 +81,25 @@ def _check_ports(service: Service) -> None:
 
 def _wait_healthy(service: Service, proc: ManagedProcess, cfg: Settings, timeout: float) -> float:
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
+
+    def ready() -> bool:
         code = proc.exit_code()
         if code is not None:
             raise StackError(
                 f"{service.name} exited during start-up (exit code {code}). Last lines of "
                 f"{proc.log_file}:\n{log_tail(proc.log_file)}\n{service.hint()}"
             )
-        if service.healthy(cfg):
-            return time.monotonic() - started
-        time.sleep(0.25)
-    proc.stop()
-    raise StackError(
-        f"{service.name} did not become healthy within {timeout:.0f}s at {service.address()}. "
-        f"Last lines of {proc.log_file}:\n{log_tail(proc.log_file)}\n{service.hint()}"
-    )
+        return service.healthy(cfg)
+
+    def gave_up(_: bool) -> StackError:
+        proc.stop()
+        return StackError(
+            f"{service.name} did not become healthy within {timeout:.0f}s at {service.address()}. "
+            f"Last lines of {proc.log_file}:\n{log_tail(proc.log_file)}\n{service.hint()}"
+        )
+
+    poll(ready, timeout_s=timeout, every_s=0.25, timed_out=gave_up)
+    return time.monotonic() - started
 
 
 def start_service(service: Service, cfg: Settings, timeout: float = HEALTH_TIMEOUT_S) -> float:
@@ -160,17 +165,18 @@ def down(cfg: Settings, names: Iterable[str] | None = None) -> dict[str, str]:
             report[service.name] = "stopped"
         elif service.name in this_mode:
             report[service.name] = "not running"
-    deadline = time.monotonic() + 15
     for service in stopped:
         for port in service.ports():
-            while not port_is_free(service.host, port) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if not port_is_free(service.host, port):
-                raise StackError(
-                    f"{service.name} was stopped but port {service.host}:{port} is still taken by "
-                    f"{port_owner(port)}; stop that process by hand."
-                )
+            _wait_port_freed(service, port)
     return report
+
+
+def _wait_port_freed(service: Service, port: int, timeout_s: float = 15.0) -> None:
+    """Wait until a stopped service's port is free (a JVM takes a moment to release it); a StackError
+    names its holder if it stays taken."""
+    poll(lambda: port_is_free(service.host, port), timeout_s=timeout_s, every_s=0.2, timed_out=lambda _: StackError(
+        f"{service.name} was stopped but port {service.host}:{port} is still taken by {port_owner(port)}; "
+        "stop that process by hand."))
 
 
 @dataclass(frozen=True)

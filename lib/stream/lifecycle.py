@@ -31,6 +31,7 @@ from lib.errors import FlinkJobError, StackError
 from lib.kafka import committed_offsets, end_offsets
 from lib.medallion.catalog import catalog, keep_raw_payload
 from lib.medallion.tables import BRONZE_EVENTS
+from lib.plumbing.waits import poll
 from lib.stack.flink import flink_environment
 from lib.stream.job import JOB_NAME, STREAM_DEAD_LETTER, STREAM_EVENTS, StreamJob, statements
 from lib.stream.rest import ACTIVE_STATES, FlinkRest
@@ -216,24 +217,20 @@ def wait_caught_up(cfg: Settings, job_id: str, job: StreamJob | None = None, tim
     flink = FlinkRest(cfg)
     topic = job.topic or cfg.events_topic
     ends = end_offsets(cfg.kafka_bootstrap_servers, topic)
-    deadline = time.monotonic() + timeout_s
     total = sum(ends.values())
+    began = time.monotonic()
     with tqdm(total=total, desc="flink caught up", unit="rec", disable=not progress, mininterval=0.5) as bar:
-        while True:
+        def reached() -> int:
             done = committed_offsets(cfg.kafka_bootstrap_servers, job.group_id, topic, list(ends))
-            reached = sum(min(done.get(p, 0), end) for p, end in ends.items())
-            bar.update(reached - bar.n)
-            if reached >= total:
-                break
-            if time.monotonic() > deadline:
-                state = flink.job(job_id)["state"]
-                raise FlinkJobError(
-                    f"job {job_id} ({state}) consumed {reached} of {total} records of {topic!r} in {timeout_s:.0f}s. "
-                    f"{flink.why(job_id)} More in the Flink UI at {cfg.flink_rest_url}"
-                )
-            time.sleep(0.5)
+            count = sum(min(done.get(p, 0), end) for p, end in ends.items())
+            bar.update(count - bar.n)
+            return count
+
+        poll(reached, timeout_s=timeout_s, until=lambda count: count >= total, timed_out=lambda count: FlinkJobError(
+            f"job {job_id} ({flink.job(job_id)['state']}) consumed {count} of {total} records of {topic!r} in "
+            f"{timeout_s:.0f}s. {flink.why(job_id)} More in the Flink UI at {cfg.flink_rest_url}"))
     latest = flink.latest_checkpoint(job_id)
-    remaining = max(30.0, deadline - time.monotonic())
+    remaining = max(30.0, timeout_s - (time.monotonic() - began))
     flink.wait_for_checkpoint(job_id, after_id=latest["id"] if latest else 0, timeout_s=remaining)
     return ends
 

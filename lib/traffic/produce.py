@@ -6,6 +6,7 @@ lists only acknowledged records, and a batch with unacknowledged records raises 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -84,7 +85,7 @@ def produce(cfg: Settings, events: int, seed: int = 7, start: datetime | None = 
                 try:
                     producer.produce(cfg.events_topic, value=record.value, key=record.key,
                                      partition=record.partition,
-                                     on_delivery=lambda err, msg, i=index: delivered(i, err, msg))
+                                     on_delivery=functools.partial(delivered, index))
                     break
                 except BufferError:  # the local queue is full: let the broker catch up
                     producer.poll(0.05)

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -31,7 +30,7 @@ from pyspark.sql import SparkSession
 from lib import faults, stack
 from lib.config import ROOT, Settings
 from lib.contract.events import handle_request
-from lib.errors import InjectedCrash
+from lib.errors import FlinkJobError, InjectedCrash, WorkbookError
 from lib.jobs.history import RunHistory
 from lib.jobs.runner import RECORD_KEY
 from lib.jobs.scheduler import Retry, Scheduler
@@ -58,6 +57,7 @@ from lib.medallion.tables import (
     create_tables,
     time_window,
 )
+from lib.plumbing.waits import poll
 from lib.stream import lifecycle
 from lib.stream.job import STREAM_DEAD_LETTER, STREAM_EVENTS, StreamJob
 from lib.stream.rest import FlinkRest
@@ -180,9 +180,8 @@ def bronze_killed_mid_write(spark: SparkSession, cfg: Settings, salt: int) -> Dr
     env = {**os.environ, "EVENTS_TOPIC": cfg.events_topic}
     child = subprocess.Popen([sys.executable, "-c", _BRONZE_CHILD], cwd=ROOT, env=env, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (_data_files(location) - before) and child.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    poll(lambda: bool(_data_files(location) - before) or child.poll() is not None, timeout_s=300, every_s=0.02,
+         timed_out=lambda _: WorkbookError(f"drill 1: the Bronze run wrote no data file under {location} in 300 s"))
     killed_while_running = child.poll() is None
     os.killpg(child.pid, signal.SIGKILL)
     child.wait()
@@ -298,10 +297,9 @@ def flink_taskmanager_killed(spark: SparkSession, cfg: Settings, salt: int) -> D
     try:
         spread = len(flink.job_taskmanagers(job_id))
         manifest = _traffic(cfg, 8000, seed=105, salt=salt)
-        deadline = time.monotonic() + 120
-        while lifecycle.read_table(cfg, STREAM_EVENTS, f"kafka_topic == '{cfg.events_topic}'",
-                                   ("event_id",)).empty and time.monotonic() < deadline:
-            time.sleep(0.5)
+        poll(lambda: not lifecycle.read_table(cfg, STREAM_EVENTS, f"kafka_topic == '{cfg.events_topic}'",
+                                              ("event_id",)).empty, timeout_s=120,
+             timed_out=lambda _: FlinkJobError(f"drill 5: the stream committed no row of {cfg.events_topic} in 120 s"))
         stack.kill(cfg, "flink-taskmanager")
         run_bronze(spark, cfg)  # the batch path covers the stream's gap while it is down
         stack.up(cfg, ["flink-taskmanager"], quiet=True)

@@ -140,7 +140,7 @@ def test_a_stalling_webhook_costs_the_watch_its_deadline_only_and_the_watch_goes
     def say(line: str) -> None:
         lines.append(line)
         if sum("attempt 2/2: failed" in seen for seen in lines) == 2:
-            scheduler._stop = True  # Ctrl-C's effect: stop between runs (after the second pass's alert)
+            scheduler._stopped.set()  # Ctrl-C's effect: stop between runs (after the second pass's alert)
 
     with webhooks.webhook(webhooks.trickling) as (url, _):
         scheduler = Scheduler(replace(cfg, alert_webhook_url=url, alert_webhook_timeout_s=deadline_s),
