@@ -17,6 +17,7 @@ from typing import Any
 
 import nbformat
 import papermill
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 from papermill.exceptions import PapermillExecutionError
 
 from lib.config import ROOT, Settings
@@ -78,14 +79,19 @@ def execute(notebook: str, params: dict[str, Any], target: Path, progress: bool 
         )
     finally:
         if target.exists():  # a failed run keeps its notebook too
-            _paths_relative_to_the_repo(target)
+            _tidy(target)
     return target
 
 
-def _paths_relative_to_the_repo(executed: Path) -> None:
-    """Papermill records the absolute paths it was given; keep them relative to the repository, so
-    an executed notebook says nothing about the machine that ran it."""
+def _tidy(executed: Path) -> None:
+    """An executed notebook as a reader should get it.
+
+    Papermill records the absolute paths it was given: they are made relative to the repository,
+    so the notebook says nothing about the machine that ran it. A progress bar writes its line again
+    and again (a carriage return each time), one stream output per write: nbconvert's
+    CoalesceStreamsPreprocessor merges them and keeps what a terminal would end up showing."""
     notebook = nbformat.read(executed, as_version=4)
+    notebook, _ = CoalesceStreamsPreprocessor().preprocess(notebook, {})
     meta = notebook.metadata.get("papermill", {})
     for key in ("input_path", "output_path"):
         path = Path(meta.get(key) or "")

@@ -28,7 +28,7 @@ from lib.kafka import beginning_offsets, end_offsets
 from lib.medallion.catalog import keep_raw_payload
 from lib.medallion.commits import insert_new, insert_only, retry_on_conflict, temp_view
 from lib.medallion.spark import spark_cores
-from lib.medallion.statements import Statement, commit, lines, one_row, query
+from lib.medallion.statements import Commits, Statement, commit, lines, one_row, query
 from lib.medallion.tables import (
     BRONZE_DEAD_LETTER,
     BRONZE_EVENTS,
@@ -47,7 +47,7 @@ DATE_SLACK = timedelta(days=1)
 
 
 @dataclass
-class BronzeRun:
+class BronzeRun(Commits):
     """What one run did, for the notebook's tables and the checks."""
 
     run_id: str
@@ -58,10 +58,6 @@ class BronzeRun:
     duplicates_in_batch: int = 0
     events_inserted: int = 0
     dead_letters_inserted: int = 0
-    #: Races lost to another run before this attempt committed (each one re-ran the whole step).
-    conflicts: int = 0
-    #: What each commit did, by statement name (lib.medallion.statements.commit).
-    commits: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def rows_merged(self) -> int:

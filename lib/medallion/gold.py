@@ -13,14 +13,14 @@ is also recomputed per client into gold.daily_client_stats, from the Silver rows
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from pyspark.sql import DataFrame, SparkSession
 
 from lib import faults
 from lib.medallion.commits import retry_on_conflict, temp_view
-from lib.medallion.statements import Statement, commit, lines, query
+from lib.medallion.statements import Commits, Statement, commit, lines, query
 from lib.medallion.tables import (
     DDL,
     GOLD_CLIENTS,
@@ -35,7 +35,7 @@ from lib.medallion.tables import (
 
 
 @dataclass
-class GoldRun:
+class GoldRun(Commits):
     start: datetime
     end: datetime
     touched_keys: int = 0
@@ -47,9 +47,6 @@ class GoldRun:
     rows_after: int = 0
     #: (event_date, client) keys recomputed into gold.daily_client_stats (0 before the v2 migration).
     client_keys: int = 0
-    conflicts: int = 0
-    #: What each commit did, by statement name (lib.medallion.statements.commit).
-    commits: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def rows_merged(self) -> int:

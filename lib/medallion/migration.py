@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from lib import faults
 from lib.medallion.commits import retry_on_conflict, temp_view
 from lib.medallion.silver import MIGRATED_FIELDS, payload_field
-from lib.medallion.statements import Statement, commit, lines, query
+from lib.medallion.statements import Commits, Statement, commit, lines, query
 from lib.medallion.tables import (
     BRONZE_EVENTS,
     SILVER_EVENTS,
@@ -59,7 +59,7 @@ ADDED = tuple(AddedColumn(SILVER_EVENTS, name, *_COLUMNS[name]) for name in MIGR
 
 
 @dataclass
-class MigrationRun:
+class MigrationRun(Commits):
     """What one run of the migration did."""
 
     start: datetime
@@ -71,9 +71,6 @@ class MigrationRun:
     #: v2 rows of the interval still without a client when the run looked: what it had to fill.
     to_fill: int = 0
     filled: int = 0
-    conflicts: int = 0
-    #: What each commit did, by statement name (lib.medallion.statements.commit).
-    commits: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def rows_merged(self) -> int:

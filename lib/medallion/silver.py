@@ -10,7 +10,7 @@ reason. Insert-only MERGEs make a re-run of an interval change nothing.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from pyspark.sql import DataFrame, SparkSession
@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 from lib import faults
 from lib.contract.events import ADDED_FIELDS
 from lib.medallion.commits import insert_new, insert_only, retry_on_conflict, temp_view
-from lib.medallion.statements import Statement, lines, one_row, query
+from lib.medallion.statements import Commits, Statement, lines, one_row, query
 from lib.medallion.tables import (
     BRONZE_EVENTS,
     SILVER_EVENTS,
@@ -43,7 +43,7 @@ MIGRATED_FIELDS = tuple(name for added in ADDED_FIELDS.values() for name in adde
 
 
 @dataclass
-class SilverRun:
+class SilverRun(Commits):
     start: datetime
     end: datetime
     bronze_rows: int = 0
@@ -51,9 +51,6 @@ class SilverRun:
     rejected: int = 0
     inserted: int = 0
     rejected_inserted: int = 0
-    conflicts: int = 0
-    #: What each commit did, by statement name (lib.medallion.statements.commit).
-    commits: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def rows_merged(self) -> int:

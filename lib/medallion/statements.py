@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from lib.medallion.scans import scanned_files
@@ -81,6 +81,16 @@ def one_row(frame: DataFrame) -> Row:
 def to_pandas(frame: DataFrame) -> pd.DataFrame:
     """The frame in pandas, typed as pandas (through Arrow, as the session is configured)."""
     return frame.toPandas()
+
+
+@dataclass(kw_only=True)
+class Commits:
+    """What every layer's run reports of its commits (its figures come first; these, keyword-only, last)."""
+
+    #: Races lost to another run before this attempt committed (each one re-ran the whole step).
+    conflicts: int = 0
+    #: What each commit did, by statement name (`commit` below).
+    commits: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def commit(spark: SparkSession, statement: Statement) -> dict[str, int]:
