@@ -79,17 +79,23 @@ class RunHistory:
 
     def covered(self, job: str, interval: Interval) -> bool:
         """True when the job's succeeded runs, together, cover the whole interval (Bronze's one
-        catch-up run covers every quarter hour it caught up on; a day is covered by 24 Silver hours)."""
+        catch-up run covers every quarter hour it caught up on; a day is covered by 24 Silver hours).
+
+        A run covers what had happened when it ran, not the future: its interval is clipped at the
+        moment it started. A Silver run over [2000, 2100) made today covers nothing of tomorrow, so
+        tomorrow's hours are still due and a DAG's sensor still waits for them."""
         with self._db() as db:
             rows = db.execute(
-                "SELECT interval_start, interval_end FROM runs WHERE job = ? AND status = 'succeeded' "
-                "AND interval_end > ? AND interval_start < ? ORDER BY interval_start",
+                "SELECT interval_start, interval_end, started_at FROM runs WHERE job = ? AND status = 'succeeded' "
+                "AND interval_end > ? AND interval_start < ?",
                 (job, _iso(interval.start), _iso(interval.end))).fetchall()
+        spans = sorted((datetime.fromisoformat(start), min(datetime.fromisoformat(end), datetime.fromisoformat(began)))
+                       for start, end, began in rows)
         reached = interval.start
-        for start, end in rows:
-            if datetime.fromisoformat(start) > reached:
+        for start, end in spans:
+            if start > reached:
                 return False
-            reached = max(reached, datetime.fromisoformat(end))
+            reached = max(reached, end)
             if reached >= interval.end:
                 return True
         return reached >= interval.end

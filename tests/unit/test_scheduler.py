@@ -64,6 +64,24 @@ def test_a_day_is_covered_by_its_hours_together(cfg: Settings) -> None:
     assert history.covered("silver", day)
 
 
+def test_a_run_covers_what_had_happened_when_it_ran_not_the_future(cfg: Settings) -> None:
+    """A wide re-run ([2000, 2100), as a "re-run everything" or a backfill whose end lies ahead makes)
+    covers the past only: hours that end after it started are still due, and their sensors still wait."""
+    history = RunHistory(cfg)
+    began = datetime.now(UTC)
+    _succeed(history, "bronze", Interval(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)))
+    _succeed(history, "silver", Interval(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)))
+    hour = began.replace(minute=0, second=0, microsecond=0)
+    assert history.covered("silver", Interval(hour - timedelta(hours=2), hour - timedelta(hours=1)))
+    assert not history.covered("silver", Interval(hour + timedelta(hours=1), hour + timedelta(hours=2)))
+    assert not history.covered("silver", Interval(hour, hour + timedelta(hours=1)))  # it ran inside that hour
+    later = hour + timedelta(hours=3, minutes=1)
+    planned = due(history, hour - timedelta(hours=2), later, now=later)
+    quarter = began.replace(minute=began.minute // 15 * 15, second=0, microsecond=0)
+    assert [(p.job.name, p.interval.start) for p in planned] == [
+        ("bronze", quarter), *[("silver", hour + timedelta(hours=h)) for h in range(3)]]
+
+
 def test_an_interval_that_has_not_ended_is_not_due(cfg: Settings) -> None:
     now = T + timedelta(hours=1, minutes=20)
     planned = due(RunHistory(cfg), T, T + timedelta(hours=5), now=now)
