@@ -20,7 +20,7 @@ from lib.medallion.bronze import committed_positions, run_bronze
 from lib.medallion.catalog import catalog, keep_raw_payload
 from lib.medallion.engine_errors import is_already_exists, is_commit_conflict, java_classes
 from lib.medallion.gold import run_gold
-from lib.medallion.invariants import check_all
+from lib.medallion.invariants import check_all, kafka_accounted
 from lib.medallion.migration import current_snapshot, run_migration, snapshot_before_column
 from lib.medallion.silver import run_silver
 from lib.medallion.spark import spark_session
@@ -134,6 +134,8 @@ def test_backfill_merges_without_duplicates_and_leaves_the_position_alone(cfg: S
     assert backfill.events_inserted == 0
     assert counts(spark) == before
     assert committed_positions(spark, manifest.topic) == position
+    accounted = kafka_accounted(spark, cfg)
+    assert accounted.ok and accounted.figures["landed ahead of the committed offsets"] == 0, accounted.detail
 
 
 @pytest.mark.parametrize("point", ["bronze.after_events", "bronze.before_offsets"])
