@@ -239,8 +239,13 @@ class Settings:
         return str(Path(self.java_home) / "bin" / "java") if self.java_home else "java"
 
 
+def is_topic_name(topic: str) -> bool:
+    """Kafka's rule for a topic's name (the events topic's, a stream job's, a test's own)."""
+    return bool(_TOPIC.fullmatch(topic)) and topic not in (".", "..")
+
+
 def _check_topic(topic: str) -> None:
-    if not _TOPIC.fullmatch(topic) or topic in (".", ".."):
+    if not is_topic_name(topic):
         raise ConfigError(
             f"EVENTS_TOPIC={topic!r} is not a legal Kafka topic name (it is also written into Spark and Flink "
             "SQL): use 1 to 249 letters, digits, '.', '_' or '-' (not '.' or '..' alone), e.g. roman-conversions")

@@ -30,7 +30,7 @@ import re
 import textwrap
 from dataclasses import dataclass
 
-from lib.config import Settings
+from lib.config import Settings, is_topic_name
 from lib.errors import ParameterError
 
 JOB_NAME = "roman-stream"
@@ -77,9 +77,11 @@ class StreamJob:
             value = getattr(self, name)
             if not _DURATION.fullmatch(str(value)):
                 problems.append(f"{name}={value!r} is not a duration; write it like '5s', '10 min', '1 h'")
-        if not (_NAME.fullmatch(self.name) and _NAME.fullmatch(self.group_id)) or (
-                self.topic and not _NAME.fullmatch(self.topic)):
-            problems.append("name, topic and group_id may hold letters, digits, '.', '_' and '-' only")
+        if not (_NAME.fullmatch(self.name) and _NAME.fullmatch(self.group_id)):
+            problems.append("name and group_id may hold letters, digits, '.', '_' and '-' only")
+        if self.topic and not is_topic_name(self.topic):
+            problems.append(f"topic={self.topic!r} is not a legal Kafka topic name: 1 to 249 letters, digits, '.', "
+                            "'_' or '-' (not '.' or '..' alone)")
         if problems:
             raise ParameterError("StreamJob: " + "; ".join(problems))
 

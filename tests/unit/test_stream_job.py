@@ -42,7 +42,9 @@ def test_the_job_reads_the_topic_and_group_it_is_given() -> None:
     ({"window_minutes": 0}, "window_minutes"),
     ({"dedup_ttl": "forever"}, "dedup_ttl='forever'"),
     ({"checkpoint_interval": "5"}, "checkpoint_interval='5'"),
-    ({"topic": "x'; DROP"}, "topic and group_id"),
+    ({"topic": "x'; DROP"}, "topic=\"x'; DROP\" is not a legal Kafka topic name"),
+    ({"topic": ".."}, "topic='..' is not a legal Kafka topic name"),
+    ({"name": "a b"}, "name and group_id"),
 ])
 def test_bad_parameters_are_refused_with_the_fix(kwargs: dict, named: str) -> None:
     with pytest.raises(ParameterError, match="StreamJob") as err:
