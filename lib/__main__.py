@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -113,7 +114,10 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
         print(f"kernel spec written to {install()}")
         return 0
     if args.command == "run":
-        return run_job(cfg, args.job, args.start, args.end, args.backfill, args.max_records, args.attempt)
+        # An Airflow task's environment names its DAG run (BashOperator passes the AIRFLOW_CTX_* context).
+        dag_run = os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
+        return run_job(cfg, args.job, args.start, args.end, args.backfill, args.max_records, args.attempt,
+                       runner=f"airflow {dag_run}" if dag_run else "cli")
     if args.command == "schedule":
         start = parse_time(args.start, "--from")
         end = parse_time(args.end, "--to") if args.end else None
