@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -19,6 +20,7 @@ from lib.jobs.registry import JOBS, Interval, job, parse_time
 from lib.jobs.runner import run_job
 from lib.jobs.scheduler import Retry, schedule
 from lib.kafka import quiet_client_logs
+from lib.stack.airflow import airflow_home, airflow_services, credentials
 from lib.stack.flink import RESTART_ATTEMPTS
 from lib.stream import lifecycle
 from lib.stream.job import CONSOLE_TAG, JOB_NAME, StreamJob
@@ -51,8 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     sched.add_argument("--retry-delay", type=float, default=30.0, help="seconds before the first retry, doubling")
     sched.add_argument("--poll", type=float, default=60.0, help="--watch: seconds between passes")
 
-    airflow_cmd = sub.add_parser("airflow", help="Airflow's command line on dags/ (install: make airflow)")
-    airflow_cmd.add_argument("args", nargs=argparse.REMAINDER, help="for example: dags test bronze 2026-11-29T10:15")
+    airflow_cmd = sub.add_parser("airflow", help="Airflow beside the stack (up|down|status), or Airflow's own command "
+                                                 "line on dags/ (install: make airflow)")
+    airflow_cmd.add_argument("args", nargs=argparse.REMAINDER,
+                             help="up, down or status; or Airflow's, for example: dags test bronze 2026-11-29T10:15")
 
     runs_cmd = sub.add_parser("runs", help="the scheduler's run history")
     runs_cmd.add_argument("--job", help=f"only this job: one of {', '.join(JOBS)}")
@@ -113,7 +117,10 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
         print(f"kernel spec written to {install()}")
         return 0
     if args.command == "run":
-        return run_job(cfg, args.job, args.start, args.end, args.backfill, args.max_records, args.attempt)
+        # An Airflow task's environment names its DAG run (BashOperator passes the AIRFLOW_CTX_* context).
+        dag_run = os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
+        return run_job(cfg, args.job, args.start, args.end, args.backfill, args.max_records, args.attempt,
+                       runner=f"airflow {dag_run}" if dag_run else "cli")
     if args.command == "schedule":
         start = parse_time(args.start, "--from")
         end = parse_time(args.end, "--to") if args.end else None
@@ -123,6 +130,8 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
             raise ParameterError("--watch runs up to the real clock: give --from alone")
         return schedule(cfg, start, end, args.watch, Retry(args.attempts, args.retry_delay), args.poll)
     if args.command == "airflow":
+        if args.args[:1] and args.args[0] in AIRFLOW_ACTIONS and len(args.args) == 1:
+            return _airflow_command(args.args[0], cfg)
         return airflow(cfg, args.args).returncode
     if args.command == "runs":
         if args.job:
@@ -174,6 +183,28 @@ def _stack_command(args: argparse.Namespace, cfg: Settings) -> int:
         print(stack.format_status(rows))
         return 0 if all(r.healthy for r in rows) else 3
     return 0
+
+
+AIRFLOW_ACTIONS = ("up", "down", "status")
+
+
+def _airflow_command(action: str, cfg: Settings) -> int:
+    """`python -m lib airflow up|down|status`: Airflow's api-server, dag-processor and scheduler as
+    services of the stack; `up` says where the UI is and who to log in as."""
+    names = [s.name for s in airflow_services(cfg)]
+    if action == "up":
+        for name, state in stack.up(cfg, names).items():
+            print(f"{name:24} {state}")
+        print(f"\nAirflow's UI and REST API: {cfg.airflow_url} (user admin, password "
+              f"{credentials(cfg)['admin_password']}, kept in {airflow_home(cfg) / 'secrets.json'})")
+        return 0
+    if action == "down":
+        for name, state in stack.down(cfg, names).items():
+            print(f"{name:24} {state}")
+        return 0
+    rows = stack.status(cfg, names)
+    print(stack.format_status(rows))
+    return 0 if all(r.healthy for r in rows) else 3
 
 
 def _stream_command(args: argparse.Namespace, cfg: Settings) -> int:

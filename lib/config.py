@@ -44,6 +44,7 @@ STACK_HOME = ("STACK_HOME", str(ROOT / ".stack"))
 JARS_DIR = ("JARS_DIR", str(ROOT / "build" / "jars"))
 FLINK_VENV = ("FLINK_VENV", str(ROOT / ".venv-flink"))
 AIRFLOW_VENV = ("AIRFLOW_VENV", str(ROOT / ".venv-airflow"))  # Airflow 3.3.2 (`make airflow`), for dags/
+AIRFLOW_URL = ("AIRFLOW_URL", "http://127.0.0.1:8088")  # `lib airflow up`: its api-server, UI and REST API
 ALERT_WEBHOOK_URL = ("ALERT_WEBHOOK_URL", "")  # empty: alerts go to stderr and runs/alerts.log only
 # Seconds one alert may spend on the webhook in all (connect, send, answer): the scheduler waits that long.
 ALERT_WEBHOOK_TIMEOUT_S = ("ALERT_WEBHOOK_TIMEOUT_S", "10")
@@ -169,6 +170,7 @@ class Settings:
     spark_master_webui_url: str = "http://127.0.0.1:8080"
     spark_driver_host: str = "127.0.0.1"
     airflow_venv: Path = ROOT / ".venv-airflow"
+    airflow_url: str = "http://127.0.0.1:8088"
     alert_webhook_timeout_s: float = 10.0
     workbook_python: str = WORKBOOK_PYTHON[1]
     retry_delay_s: float = 30.0
@@ -228,6 +230,10 @@ class Settings:
     @property
     def flink_address(self) -> HostPort:
         return _url_address(self.flink_rest_url)
+
+    @property
+    def airflow_address(self) -> HostPort:
+        return _url_address(self.airflow_url)
 
     @property
     def service_address(self) -> HostPort:
@@ -409,6 +415,7 @@ def settings() -> Settings:
         spark_master_webui_url=_env(SPARK_MASTER_WEBUI_URL).rstrip("/"),
         spark_driver_host=_env(SPARK_DRIVER_HOST),
         airflow_venv=Path(_env(AIRFLOW_VENV)).resolve(),
+        airflow_url=_env(AIRFLOW_URL).rstrip("/"),
         workbook_python=_env(WORKBOOK_PYTHON),
         retry_delay_s=_seconds(WORKBOOK_RETRY_DELAY_S, 24 * 3600),
         wait_timeout_s=_seconds(WORKBOOK_WAIT_TIMEOUT_S, 7 * 24 * 3600),
@@ -442,6 +449,8 @@ DESCRIPTIONS = {
     "JARS_DIR": "where `make jars` puts what Maven fetched",
     "FLINK_VENV": "PyFlink's virtualenv: the cluster's scripts, the submitting client, the Python UDF worker",
     "AIRFLOW_VENV": "Airflow 3.3.2's virtualenv (`make airflow`), for `dags/`",
+    "AIRFLOW_URL": "Airflow's api-server (UI, REST API `/api/v2`, the tasks' execution API) when "
+                   "`python -m lib airflow up` runs it",
     "ALERT_WEBHOOK_URL": "empty: alerts go to stderr and `runs/alerts.log` only; when set, an http(s) URL with a "
                          "host (checked when read) that every alert is POSTed to",
     "ALERT_WEBHOOK_TIMEOUT_S": "seconds one alert may spend on the webhook in all (connect, send, answer), at most "

@@ -31,10 +31,11 @@ CREATE TABLE IF NOT EXISTS runs (
     duration_s REAL,
     rows_merged INTEGER,
     notebook TEXT,
-    error TEXT
+    error TEXT,
+    runner TEXT                      -- scheduler | airflow <dag run id> | cli
 )"""
 COLUMNS = ("id", "job", "interval_start", "interval_end", "attempt", "status", "started_at", "duration_s",
-           "rows_merged", "notebook", "error")
+           "rows_merged", "notebook", "error", "runner")
 
 
 def _iso(when: datetime) -> str:
@@ -49,6 +50,9 @@ class RunHistory:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.execute(_SCHEMA)
+            known = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            if "runner" not in known:  # a history written before runs said who ran them
+                db.execute("ALTER TABLE runs ADD COLUMN runner TEXT")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -59,13 +63,14 @@ class RunHistory:
         finally:
             db.close()
 
-    def begin(self, job: str, interval: Interval, attempt: int) -> int:
-        """Record an attempt as running; returns its id."""
+    def begin(self, job: str, interval: Interval, attempt: int, runner: str = "cli") -> int:
+        """Record an attempt as running; returns its id. `runner`: who ran it (the embedded scheduler,
+        an Airflow DAG run, a person at the command line)."""
         with self._db() as db:
             cursor = db.execute(
-                "INSERT INTO runs (job, interval_start, interval_end, attempt, status, started_at) "
-                "VALUES (?, ?, ?, ?, 'running', ?)",
-                (job, _iso(interval.start), _iso(interval.end), attempt, _iso(datetime.now(UTC))))
+                "INSERT INTO runs (job, interval_start, interval_end, attempt, status, started_at, runner) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (job, _iso(interval.start), _iso(interval.end), attempt, _iso(datetime.now(UTC)), runner))
             assert cursor.lastrowid is not None, "an INSERT without a row id"
             return cursor.lastrowid
 
@@ -102,7 +107,7 @@ class RunHistory:
 
     def frame(self, job: str | None = None, last: int | None = None) -> pd.DataFrame:
         """The history as a table, oldest first (the last `last` rows; one job's when `job` is given)."""
-        query, args = "SELECT * FROM runs", []
+        query, args = f"SELECT {', '.join(COLUMNS)} FROM runs", []
         if job:
             query, args = query + " WHERE job = ?", [job]
         query += " ORDER BY id DESC" + (f" LIMIT {int(last)}" if last else "")

@@ -121,7 +121,7 @@ def recorded(executed: Path) -> dict[str, Any]:
 
 
 def run_attempt(cfg: Settings, spec: Job, interval: Interval, attempt: int, params: dict[str, Any], target: Path,
-                progress: bool = True) -> Outcome:
+                progress: bool = True, runner: str = "cli") -> Outcome:
     """One attempt of a job, recorded in the run history (running, then succeeded or failed).
 
     The services it needs are checked, never started: a job whose stack is down fails (and its
@@ -129,7 +129,7 @@ def run_attempt(cfg: Settings, spec: Job, interval: Interval, attempt: int, para
     `python -m lib run` and so by Airflow's tasks, which call it.
     """
     history = RunHistory(cfg)
-    run_id = history.begin(spec.name, interval, attempt)
+    run_id = history.begin(spec.name, interval, attempt, runner)
     began = time.monotonic()
     try:
         require_up(cfg, spec.needs)
@@ -143,7 +143,7 @@ def run_attempt(cfg: Settings, spec: Job, interval: Interval, attempt: int, para
 
 
 def run_job(cfg: Settings, name: str, start: str | None, end: str | None, backfill: bool,
-            max_records: int | None = None, attempt: int = 1) -> int:
+            max_records: int | None = None, attempt: int = 1, runner: str = "cli") -> int:
     """`python -m lib run`: validate, check the services the job needs, execute its notebook, record
     the attempt in the run history; 0 on success.
 
@@ -154,7 +154,7 @@ def run_job(cfg: Settings, name: str, start: str | None, end: str | None, backfi
     params = parameters(name, start, end, backfill, max_records)
     interval = (Interval(parse_time(start, "--start"), parse_time(end, "--end")) if start and end
                 else spec.default_interval())
-    outcome = run_attempt(cfg, spec, interval, attempt, params, run_folder(cfg) / spec.notebook)
+    outcome = run_attempt(cfg, spec, interval, attempt, params, run_folder(cfg) / spec.notebook, runner=runner)
     if not outcome.ok:
         where = f"in cell {outcome.failed_cell}" if outcome.failed_cell is not None else "before its notebook ran"
         print(f"error: {name} failed {where} (attempt {attempt}): {outcome.detail or outcome.error}", file=sys.stderr)

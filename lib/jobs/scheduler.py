@@ -170,7 +170,8 @@ class Scheduler:
 
     def _attempt(self, spec: Job, interval: Interval, attempt: int, params: dict) -> Outcome:
         target = self.cfg.runs_dir / spec.name / interval.label / f"attempt-{attempt}.ipynb"
-        return run_attempt(self.cfg, spec, interval, attempt, params, target, progress=self.progress)
+        return run_attempt(self.cfg, spec, interval, attempt, params, target, progress=self.progress,
+                           runner="scheduler")
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from lib.config import Settings
 from lib.errors import StackError
 from lib.plumbing.waits import poll
+from lib.stack.airflow import airflow_services
 from lib.stack.base import MIN_JAVA, Service, java_major
 from lib.stack.catalog import CatalogServer
 from lib.stack.flink import FlinkProcess
@@ -33,12 +34,13 @@ from lib.stack.spark import SparkMaster, SparkWorker
 HEALTH_TIMEOUT_S = 120.0
 
 
-def services(cfg: Settings, every_mode: bool = False) -> list[Service]:
+def services(cfg: Settings, every_mode: bool = False, airflow: bool = False) -> list[Service]:
     """The stack in start order: the S3 server only in S3 mode (WAREHOUSE=s3), before the catalog;
     in cluster mode (CLUSTER=1) a second Flink taskmanager and a Spark standalone master and worker.
 
     `every_mode`: the services of every mode, so `down` also stops what an `up` in another mode
-    started under the same STACK_HOME (an S3 server left from `WAREHOUSE=s3 make up`, say).
+    started under the same STACK_HOME (an S3 server left from `WAREHOUSE=s3 make up`, say), and
+    Airflow's processes. `airflow`: Airflow's processes too (`python -m lib airflow up` starts them).
     """
     storage: list[Service] = [S3Server(cfg)] if cfg.warehouse == "s3" or every_mode else []
     clustered = cfg.cluster or every_mode
@@ -51,12 +53,13 @@ def services(cfg: Settings, every_mode: bool = False) -> list[Service]:
         FlinkProcess(cfg, "jobmanager"),
         *[FlinkProcess(cfg, "taskmanager", n) for n in range(1, (2 if clustered else 1) + 1)],
         *spark,
+        *(airflow_services(cfg) if airflow or every_mode else []),
     ]
 
 
 def select(names: Iterable[str] | None, cfg: Settings, every_mode: bool = False) -> list[Service]:
     """The named services (all when None), or a StackError listing the valid names."""
-    every = services(cfg, every_mode)
+    every = services(cfg, every_mode, airflow=names is not None)
     if names is None:
         return every
     wanted = list(names)

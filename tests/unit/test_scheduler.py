@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -183,3 +184,25 @@ def test_a_stalling_webhook_costs_the_watch_its_deadline_only_and_the_watch_goes
 def test_backoff_doubles() -> None:
     retry = Retry(attempts=3, delay_s=5)
     assert [retry.wait_before(n) for n in (2, 3)] == [5, 10]
+
+
+def test_the_history_says_who_ran_each_attempt_and_an_older_history_gains_the_column(cfg: Settings) -> None:
+    cfg.runs_dir.mkdir(parents=True)
+    with sqlite3.connect(cfg.runs_dir / "history.db") as db:  # a history written before runs said who ran them
+        db.execute(history_schema_before_runner())
+        db.execute("INSERT INTO runs (job, interval_start, interval_end, attempt, status, started_at) "
+                   "VALUES ('bronze', '2026-01-01T00:00:00+00:00', '2026-01-01T00:15:00+00:00', 1, 'succeeded', "
+                   "'2026-01-01T00:16:00+00:00')")
+    history = RunHistory(cfg)
+    for runner in ("scheduler", "airflow manual__2026-01-01T00:00:00+00:00", "cli"):
+        history.end(history.begin("silver", Interval(T, T + timedelta(hours=1)), 1, runner), True, 1.0, 0, None)
+    frame = history.frame()
+    assert list(frame.columns)[-1] == "runner"
+    assert list(frame.runner) == [None, "scheduler", "airflow manual__2026-01-01T00:00:00+00:00", "cli"]
+    assert history.covered("bronze", Interval(T, T + timedelta(minutes=15)))  # the old rows still count
+
+
+def history_schema_before_runner() -> str:
+    return """CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, interval_start TEXT NOT NULL,
+        interval_end TEXT NOT NULL, attempt INTEGER NOT NULL, status TEXT NOT NULL, started_at TEXT NOT NULL,
+        duration_s REAL, rows_merged INTEGER, notebook TEXT, error TEXT)"""
