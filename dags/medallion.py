@@ -52,6 +52,7 @@ RETRY_DELAY = timedelta(seconds=CFG.retry_delay_s)
 #: How long a downstream job waits for its upstream's runs before it fails (and is retried).
 WAIT_TIMEOUT = timedelta(seconds=CFG.wait_timeout_s)
 WAIT_POKE = timedelta(seconds=CFG.wait_poke_s)
+SENSOR_RETRIES = 3
 FIRST_INTERVAL = datetime(2026, 1, 1, tzinfo=UTC)
 
 #: The interval a run works on: the params' when given (a backfill), else its data interval.
@@ -150,7 +151,10 @@ def build(spec: Job) -> DAG:
             wait = WaitForRuns(
                 task_id=f"wait_for_{spec.depends_on}", bash_command=wait_command(spec.depends_on), env=INTERVAL_ENV,
                 mode="reschedule", poke_interval=WAIT_POKE.total_seconds(), timeout=WAIT_TIMEOUT.total_seconds(),
-                retries=0,
+                # A poke never fails by itself (a non-zero exit is "not yet"), but Airflow 3.2-3.3's scheduler
+                # can fail a rescheduled sensor when one poke's late executor event meets the next poke
+                # (apache/airflow#71172): a retry carries on waiting, within the same timeout.
+                retries=SENSOR_RETRIES, retry_delay=WAIT_POKE,
             )
             wait >> job
     return dag

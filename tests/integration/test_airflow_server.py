@@ -1,9 +1,10 @@
 """Airflow's own scheduler, dag-processor and api-server run the DAGs, driven through its REST API.
 
-`python -m lib airflow up` on a home of this module's own: a Bronze run triggered through /api/v2
-succeeds and is recorded in the run history as Airflow's; with Kafka stopped, a Bronze run fails its
-three tries (read back through the API with their times and the runner's error in each try's log) and
-alerts once; Airflow stops cleanly.
+`python -m lib airflow up` on a home of this module's own. Silver triggered over three past days waits
+in its sensor until a Bronze backfill, triggered with conf through /api/v2, lands them; `backfill create`
+of Gold over those days makes one run per day, each recorded once with its interval in the run history.
+With Kafka stopped, a Bronze run fails its three tries (read back through the API with their times and
+the runner's error in each try's log) and alerts once. Airflow stops cleanly.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import pytest
 
 from lib import stack
 from lib.config import Settings
-from lib.jobs.airflow_rest import AirflowRest
+from lib.jobs.airflow_rest import ENDED, AirflowRest
 from lib.jobs.history import RunHistory
+from lib.plumbing.waits import poll
 from lib.stack.airflow import airflow_services
 from lib.traffic.produce import produce
 
@@ -45,7 +47,8 @@ def api(live_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
     # Read by every Airflow process and the tasks it runs: retries a second apart, no timetable runs
     # (manual runs only, so each run here is the one the test triggered), this module's run history.
     before = dict(os.environ)
-    os.environ.update({"WORKBOOK_RETRY_DELAY_S": "1", "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    os.environ.update({"WORKBOOK_RETRY_DELAY_S": "1", "WORKBOOK_WAIT_POKE_S": "5",
+                       "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
                        "RUNS_DIR": str(cfg.runs_dir)})
     names = [s.name for s in airflow_services(home)]
     try:
@@ -59,19 +62,62 @@ def api(live_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Itera
         os.environ.update(before)
 
 
-def test_a_bronze_run_triggered_through_the_rest_api_succeeds_and_is_in_the_history(
+def why(client: AirflowRest, dag_id: str, run_id: str) -> str:
+    """Each task's state and the end of its last try's log: what a failed assertion shows."""
+    told = []
+    for task in client.task_instances(dag_id, run_id):
+        lines = client.log(dag_id, run_id, task["task_id"], max(task["try_number"], 1)) if task["try_number"] else []
+        told.append(f"{task['task_id']}: {task['state']} (try {task['try_number']})\n  " + "\n  ".join(lines[-20:]))
+    return "\n".join(told)
+
+
+def days_ago(first: int, count: int) -> list[datetime]:
+    """`count` consecutive UTC midnights, the first `first` days before today's."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return [today - timedelta(days=first - k) for k in range(count)]
+
+
+def test_silver_waits_for_a_bronze_backfill_then_a_gold_backfill_lands_three_days(
         api: tuple[Settings, AirflowRest]) -> None:
+    """Trigger Silver over three past days: its sensor waits, since no Bronze run covers them. Trigger
+    Bronze with conf (a backfill of those days) through the REST API: it succeeds, the sensor is released
+    and Silver runs. Then `backfill create` of Gold over the three days: one run per day, each waiting
+    for Silver's runs (covered) and recorded once in the run history with its own interval."""
     cfg, client = api
     produce(cfg, 100, seed=uuid.uuid4().int % 10**9, progress=False, save=False)
-    run_id = f"rest-{uuid.uuid4().hex[:8]}"
-    start, end = last_quarter()
-    client.trigger("bronze", run_id, {}, logical_date=start, interval=(start, end))
-    run = client.wait_for_run("bronze", run_id, timeout_s=300)
-    (task,) = client.task_instances("bronze", run_id)
-    assert run["state"] == "success", "\n".join(client.log("bronze", run_id, task["task_id"], task["try_number"])[-25:])
+    first, second, third = days_ago(5, 3)
+    end = third + timedelta(days=1)
+    window = {"start_date": first.isoformat(), "end_date": end.isoformat()}
+    silver_run = f"silver-{uuid.uuid4().hex[:8]}"
+    client.trigger("silver", silver_run, window, logical_date=first, interval=(first, end))
+    poll(lambda: {t["task_id"]: t["state"] for t in client.task_instances("silver", silver_run)},
+         until=lambda states: states.get("wait_for_bronze") == "up_for_reschedule", timeout_s=120, every_s=1,
+         timed_out=lambda states: AssertionError(f"Silver's sensor never waited: {states}"))
+
+    bronze_run = f"bronze-{uuid.uuid4().hex[:8]}"
+    client.trigger("bronze", bronze_run, {"backfill": True, **window}, logical_date=first, interval=(first, end))
+    bronze = client.wait_for_run("bronze", bronze_run, timeout_s=300)
+    (task,) = client.task_instances("bronze", bronze_run)
+    assert bronze["state"] == "success", why(client, "bronze", bronze_run)
     assert (task["task_id"], task["state"], task["try_number"]) == ("run_bronze", "success", 1)
-    history = RunHistory(cfg).frame("bronze")
-    assert list(history.runner) == [f"airflow {run_id}"] and list(history.status) == ["succeeded"]
+    assert client.wait_for_run("silver", silver_run, timeout_s=300)["state"] == "success", why(client, "silver", silver_run)
+    waited = {t["task_id"]: t for t in client.task_instances("silver", silver_run)}
+    assert waited["wait_for_bronze"]["state"] == "success" and waited["run_silver"]["state"] == "success"
+
+    history = RunHistory(cfg)
+    landed = history.frame()
+    assert [(r.job, r.runner, r.status) for r in landed.itertuples()] == [
+        ("bronze", f"airflow {bronze_run}", "succeeded"), ("silver", f"airflow {silver_run}", "succeeded")]
+
+    backfill = client.backfill("gold", first, third)
+    runs = poll(lambda: client.runs("gold", run_type="backfill"), timeout_s=600, every_s=3,
+                until=lambda found: len(found) == 3 and all(r["state"] in ENDED for r in found),
+                timed_out=lambda found: AssertionError(f"backfill {backfill['id']}: {[r['state'] for r in found]}"))
+    assert [r["state"] for r in runs] == ["success"] * 3, "\n".join(why(client, "gold", r["dag_run_id"]) for r in runs)
+    gold = history.frame("gold")
+    assert sorted(zip(gold.interval_start, gold.interval_end, gold.status, strict=True)) == [
+        (day.isoformat(), (day + timedelta(days=1)).isoformat(), "succeeded") for day in (first, second, third)]
+    assert set(gold.runner) == {f"airflow {r['dag_run_id']}" for r in runs}
 
 
 def test_with_kafka_stopped_a_bronze_run_fails_three_tries_then_alerts_once(api: tuple[Settings, AirflowRest]) -> None:
