@@ -71,6 +71,11 @@ WORKBOOK_PYTHON = ("WORKBOOK_PYTHON", str(ROOT / ".venv" / "bin" / "python"))
 WORKBOOK_RETRY_DELAY_S = ("WORKBOOK_RETRY_DELAY_S", "30")
 WORKBOOK_WAIT_TIMEOUT_S = ("WORKBOOK_WAIT_TIMEOUT_S", "7200")
 WORKBOOK_WAIT_POKE_S = ("WORKBOOK_WAIT_POKE_S", "30")
+# Table maintenance (`maintain`, daily): what expire_snapshots keeps, and the age an unreferenced file must
+# reach before remove_orphan_files may delete it (a writer's files are unreferenced until it commits).
+MAINTAIN_KEEP_SNAPSHOTS = ("MAINTAIN_KEEP_SNAPSHOTS", "20")
+MAINTAIN_SNAPSHOT_AGE_S = ("MAINTAIN_SNAPSHOT_AGE_S", str(5 * 24 * 3600))  # Iceberg's own default: 5 days
+MAINTAIN_ORPHAN_AGE_S = ("MAINTAIN_ORPHAN_AGE_S", str(3 * 24 * 3600))  # Iceberg's own default: 3 days
 # The drills' and tests' crash and race points (lib/faults.py); empty: none.
 WORKBOOK_CRASH_AT = ("WORKBOOK_CRASH_AT", "")
 WORKBOOK_RENDEZVOUS = ("WORKBOOK_RENDEZVOUS", "")
@@ -176,6 +181,9 @@ class Settings:
     retry_delay_s: float = 30.0
     wait_timeout_s: float = 7200.0
     wait_poke_s: float = 30.0
+    maintain_keep_snapshots: int = 20
+    maintain_snapshot_age_s: float = 5 * 24 * 3600.0
+    maintain_orphan_age_s: float = 3 * 24 * 3600.0
     crash_at: str = ""
     rendezvous: tuple[str, str, int] | None = None  # (point, directory, parties)
 
@@ -351,6 +359,17 @@ def _rendezvous() -> tuple[str, str, int] | None:
     return found["point"], found["directory"], int(found["parties"])
 
 
+def _orphan_age() -> float:
+    """MAINTAIN_ORPHAN_AGE_S: Iceberg's remove_orphan_files procedure refuses less than a day (a shorter age
+    could delete a running writer's uncommitted files), so the setting does too, before any job starts."""
+    seconds = _seconds(MAINTAIN_ORPHAN_AGE_S, 365 * 24 * 3600)
+    if seconds < 24 * 3600:
+        raise ConfigError(f"MAINTAIN_ORPHAN_AGE_S={_env(MAINTAIN_ORPHAN_AGE_S)!r} is less than a day (86400): "
+                          "Iceberg's remove_orphan_files refuses it, since a shorter age could delete files a running "
+                          f"writer has not committed yet (default {MAINTAIN_ORPHAN_AGE_S[1]})")
+    return seconds
+
+
 def _positive(pair: tuple[str, str]) -> int:
     value = _env(pair)
     if not value.isdigit() or int(value) < 1:
@@ -420,6 +439,9 @@ def settings() -> Settings:
         retry_delay_s=_seconds(WORKBOOK_RETRY_DELAY_S, 24 * 3600),
         wait_timeout_s=_seconds(WORKBOOK_WAIT_TIMEOUT_S, 7 * 24 * 3600),
         wait_poke_s=_seconds(WORKBOOK_WAIT_POKE_S, 3600),
+        maintain_keep_snapshots=_positive(MAINTAIN_KEEP_SNAPSHOTS),
+        maintain_snapshot_age_s=_seconds(MAINTAIN_SNAPSHOT_AGE_S, 365 * 24 * 3600),
+        maintain_orphan_age_s=_orphan_age(),
         crash_at=_env(WORKBOOK_CRASH_AT),
         rendezvous=_rendezvous(),
     )
@@ -474,6 +496,10 @@ DESCRIPTIONS = {
     "WORKBOOK_RETRY_DELAY_S": "seconds between an Airflow task's retries",
     "WORKBOOK_WAIT_TIMEOUT_S": "seconds a DAG waits for its upstream job's runs before it fails",
     "WORKBOOK_WAIT_POKE_S": "seconds between two looks at the upstream job's runs",
+    "MAINTAIN_KEEP_SNAPSHOTS": "`maintain` keeps at least this many newest snapshots of each table",
+    "MAINTAIN_SNAPSHOT_AGE_S": "`maintain` expires only snapshots older than this (time travel reaches this far)",
+    "MAINTAIN_ORPHAN_AGE_S": "`maintain` deletes only unreferenced files older than this: longer than any "
+                             "write takes, and than the oldest restore point of the stream",
     "WORKBOOK_CRASH_AT": "a crash point (`bronze.before_offsets`...) where a run raises, as a killed driver "
                          "would: the drills' and tests' (`lib/faults.py`)",
     "WORKBOOK_RENDEZVOUS": "`<point>@<directory>#<parties>`: runs wait at that point until that many arrived, "

@@ -108,6 +108,10 @@ JOBS: dict[str, Job] = {
         Job("gold", "05_gold.ipynb", timedelta(days=1), catch_up_in_one_run=False,
             accepts=("start", "end"), depends_on="silver",
             what="recompute the (date, user) and (date, client) keys Silver touched in [start, end)"),
+        Job("maintain", "08_maintenance.ipynb", timedelta(days=1), catch_up_in_one_run=True,
+            accepts=("start", "end"), needs=("iceberg-rest", "flink-jobmanager"),
+            what="compact the closed days, rewrite manifests, expire old snapshots and remove old orphan files "
+                 "of every table; the interval's end is the run's clock"),
         Job("migrate-silver", "07_schema_migration.ipynb", timedelta(days=1), catch_up_in_one_run=False,
             accepts=("start", "end"), scheduled=False,
             what="add event schema v2's columns to Silver and re-derive them for the events of [start, end) "

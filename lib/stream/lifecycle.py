@@ -33,7 +33,7 @@ from lib.medallion.catalog import catalog, keep_raw_payload
 from lib.medallion.tables import BRONZE_EVENTS
 from lib.plumbing.waits import poll
 from lib.stack.flink import flink_environment
-from lib.stream.job import JOB_NAME, STREAM_DEAD_LETTER, STREAM_EVENTS, StreamJob, statements
+from lib.stream.job import JOB_NAME, STREAM_DEAD_LETTER, STREAM_EVENTS, STREAM_TABLES, StreamJob, statements
 from lib.stream.rest import ACTIVE_STATES, FlinkRest
 
 if TYPE_CHECKING:  # the stream's helpers need no Spark; only the comparison takes a session
@@ -146,6 +146,46 @@ def restore_point(cfg: Settings, name: str) -> str | None:
         newest_row = max(recorded.to_pylist(), key=lambda r: r["recorded_at"])
         candidates.append((int(newest_row["recorded_at"].timestamp() * 1000), newest_row["path"]))
     return max(candidates)[1] if candidates else None
+
+
+#: The snapshot-summary key where Iceberg's Flink sink writes the id of the job that committed it.
+FLINK_JOB_ID = "flink.job-id"
+
+
+def resume_snapshots(cfg: Settings) -> dict[str, datetime]:
+    """Per stream table, the commit time of the oldest snapshot a Flink job may need to resume.
+
+    Iceberg's Flink sink, resumed from a checkpoint or savepoint, walks back from the table's current
+    snapshot to the newest one its job committed, to learn which checkpoint already landed; if that
+    snapshot was expired it commits the checkpoint's files again, and the stream's rows double. The
+    jobs that may resume: every running job, and the job of each name's newest restore point.
+    Table maintenance expires no snapshot at or after the time returned here."""
+    flink = FlinkRest(cfg)
+    jobs = {found["jid"] for found in flink.jobs() if found["state"] in ACTIVE_STATES}
+    lake = catalog(cfg)
+    try:
+        points = lake.load_table(RESTORE_POINTS).scan().to_arrow().to_pylist()
+    except NoSuchTableError:
+        points = []
+    newest: dict[str, dict] = {}
+    for point in points:
+        if point["job_name"] not in newest or point["recorded_at"] > newest[point["job_name"]]["recorded_at"]:
+            newest[point["job_name"]] = point
+    jobs |= {point["job_id"] for point in newest.values()}
+    keep = {}
+    for name in STREAM_TABLES:
+        try:
+            snapshots = lake.load_table(name).snapshots()
+        except NoSuchTableError:
+            continue
+        by_job: dict[str, int] = {}
+        for snapshot in snapshots:
+            job_id = snapshot.summary.get(FLINK_JOB_ID) if snapshot.summary is not None else None
+            if job_id is not None and job_id in jobs:
+                by_job[job_id] = max(by_job.get(job_id, 0), snapshot.timestamp_ms)
+        if by_job:
+            keep[name] = datetime.fromtimestamp(min(by_job.values()) / 1000, UTC)
+    return keep
 
 
 def start(cfg: Settings, job: StreamJob | None = None, fresh: bool = False) -> str:

@@ -57,6 +57,14 @@ def _migration(f: Figures) -> None:
     assert migrated["batch_v2_requests"] == migrated["batch_v2_with_client"] > 0
 
 
+def _maintenance(f: Figures) -> None:
+    kept = f["08_maintenance.ipynb"]
+    # the small runs' day held a file per run; maintenance left one, and compacted at least those
+    assert kept["day_files_before"] >= 4 and kept["day_files_after"] == 1
+    assert kept["files_compacted"] >= kept["day_files_before"] and kept["snapshots_expired"] > 0
+    assert kept["planted"] and kept["orphans_removed"] >= 1  # the planted one, at least (the local warehouse)
+
+
 #: notebook -> (the notebooks whose figures its check reads, the check)
 CHECKS: dict[str, tuple[tuple[str, ...], Callable[[Figures], None]]] = {
     "01_produce.ipynb": (("01_produce.ipynb",), _produce),
@@ -65,4 +73,5 @@ CHECKS: dict[str, tuple[tuple[str, ...], Callable[[Figures], None]]] = {
     "05_gold.ipynb": (("05_gold.ipynb",), _gold),
     "06_failure_drills.ipynb": (("06_failure_drills.ipynb",), _drills),
     "07_schema_migration.ipynb": (("07_schema_migration.ipynb",), _migration),
+    "08_maintenance.ipynb": (("08_maintenance.ipynb",), _maintenance),
 }

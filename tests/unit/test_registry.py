@@ -135,4 +135,4 @@ def test_a_job_with_no_schedule_needs_its_interval_and_no_scheduler_runs_it() ->
                       "INTERVAL_END": "2027-01-01T00:00:00+00:00"}
     with pytest.raises(ParameterError, match="does not take --backfill"):
         parameters("migrate-silver", "2026-01-01", "2027-01-01", backfill=True)
-    assert [j.name for j in scheduled_jobs()] == ["bronze", "silver", "gold"]
+    assert [j.name for j in scheduled_jobs()] == ["bronze", "silver", "gold", "maintain"]
