@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from tabulate import tabulate
 from lib import stack
 from lib.config import Settings, settings
 from lib.errors import ConfigError, ParameterError, WorkbookError
+from lib.jobs import freshness
 from lib.jobs.airflow import airflow
 from lib.jobs.alerts import alert
 from lib.jobs.history import RunHistory
@@ -64,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     runs_cmd.add_argument("--covered", nargs=2, metavar=("START", "END"),
                           help="with --job: exit 0 when the job's succeeded runs cover [START, END), else 1 "
                                "(what a downstream job waits for)")
+
+    fresh_cmd = sub.add_parser("freshness", help="each layer's newest data, its age against its cadence; exit 1 "
+                                                 "when one is stale")
+    fresh_cmd.add_argument("--json", action="store_true", help="one JSON object per layer, for a monitor")
+    fresh_cmd.add_argument("--stream-job", default=JOB_NAME, help=f"the stream's Flink job (default {JOB_NAME})")
+    fresh_cmd.add_argument("--check", action="store_true",
+                           help="also alert each layer that turned stale, and say each that recovered (what the "
+                                "scheduler does after every pass)")
 
     produce_cmd = sub.add_parser("produce", help="send reproducible traffic to the events topic, print its manifest")
     produce_cmd.add_argument("--events", type=_positive_int, required=True, help="number of requests (> 0)")
@@ -149,6 +159,8 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
         shown["error"] = shown["error"].astype(str).str.slice(0, 60)
         print(tabulate(shown.values.tolist(), headers=list(shown.columns)) if len(shown) else "no runs yet")
         return 0
+    if args.command == "freshness":
+        return _freshness_command(args, cfg)
     if args.command == "produce":
         manifest = produce(cfg, args.events, seed=args.seed, via_service=args.via_service)
         print(tabulate(manifest.summary_rows(), headers=["records", "count"]))
@@ -183,6 +195,19 @@ def _stack_command(args: argparse.Namespace, cfg: Settings) -> int:
         print(stack.format_status(rows))
         return 0 if all(r.healthy for r in rows) else 3
     return 0
+
+
+def _freshness_command(args: argparse.Namespace, cfg: Settings) -> int:
+    stack.require_up(cfg, ["iceberg-rest"])
+    layers = freshness.freshness(cfg, stream_job=args.stream_job)
+    if args.check:
+        freshness.check(cfg, stream_job=args.stream_job)
+    if args.json:
+        print(json.dumps([layer.row() for layer in layers], indent=1))
+    else:
+        rows = [layer.row() for layer in layers]
+        print(tabulate([list(r.values()) for r in rows], headers=list(rows[0])))
+    return 1 if any(layer.stale for layer in layers) else 0
 
 
 AIRFLOW_ACTIONS = ("up", "down", "status")

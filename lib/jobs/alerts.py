@@ -1,4 +1,4 @@
-"""Alerts: what the scheduler says when a job has failed every attempt.
+"""Alerts: what the scheduler says when a job has failed every attempt, or a layer has gone stale.
 
 Three channels, the same JSON in each: a clear line on stderr (the operator's terminal or the
 cron mail), a JSON line appended to runs/alerts.log (what a monitor tails), and an HTTP POST to
@@ -14,6 +14,8 @@ runs/alerts.log holds one JSON object a line, of two kinds:
 
 - the alert, written first, before any network:
   `{"at", "job", "interval", "attempts", "failed_cell", "error", "notebook"}` (what the webhook gets);
+- a freshness alert (lib.jobs.freshness), `{"at", "job": "freshness:<layer>", "kind": "stale" | "recovered",
+  "layer", "newest", "age_s", "limit_s"}` (a recovered one adds `"stale_since"`);
 - when ALERT_WEBHOOK_URL is set, what became of its delivery, once it is known:
   `{"at": <when delivery ended>, "alert_at": <the alert's "at">, "job", "interval",
   "delivery": "delivered" | "undelivered", "webhook": <the URL up to its host>, "seconds": <time spent>,
@@ -67,8 +69,15 @@ def alert(cfg: Settings, job: str, interval: str, attempts: int, failed_cell: in
         "notebook": notebook,
     }
     where = f"cell {failed_cell}" if failed_cell is not None else "before its notebook started"
-    _say(f"ALERT: {job} {interval} failed after {attempts} attempts ({where}): {doc['error'][:300]}"
-         + (f"; the executed notebook is kept at {notebook}" if notebook else ""))
+    kept = f"; the executed notebook is kept at {notebook}" if notebook else ""
+    return notify(cfg, doc, f"ALERT: {job} {interval} failed after {attempts} attempts ({where}): "
+                            f"{doc['error'][:300]}{kept}")
+
+
+def notify(cfg: Settings, doc: dict[str, Any], line: str) -> dict[str, Any]:
+    """`line` on stderr, `doc` on the alerts log and to the webhook, its delivery recorded. Never raises.
+    The one path of every alert: a failed run's, and freshness's stale and recovered layers."""
+    _say(line)
     log = alerts_log(cfg)
     _append(log, doc)
     url = cfg.alert_webhook_url
@@ -76,8 +85,8 @@ def alert(cfg: Settings, job: str, interval: str, attempts: int, failed_cell: in
         outcome = deliver(url, doc, cfg.alert_webhook_timeout_s)
         shown = redact_url(url)
         record: dict[str, Any] = {
-            "at": datetime.now(UTC).isoformat(timespec="seconds"), "alert_at": doc["at"], "job": job,
-            "interval": interval, "delivery": "delivered" if outcome.delivered else "undelivered",
+            "at": datetime.now(UTC).isoformat(timespec="seconds"), "alert_at": doc["at"], "job": doc["job"],
+            "interval": doc.get("interval"), "delivery": "delivered" if outcome.delivered else "undelivered",
             "webhook": shown, "seconds": round(outcome.seconds, 3),
         }
         if not outcome.delivered:

@@ -11,6 +11,8 @@
   which starts again from the failed interval;
 - retries: each run gets `attempts` tries (3 by default: two retries) with exponential backoff;
   when the last one fails the scheduler alerts (lib.jobs.alerts) and the run's dependants do not run;
+- freshness: after every pass, each layer's newest data against its cadence (lib.jobs.freshness); a
+  layer staler than twice its cadence is alerted once, and said again when it recovers;
 - one scheduler at a time: a lock file under runs/ says who holds it; a second scheduler refuses
   to start and names the holder, so no job interval ever runs twice at once from here.
 
@@ -37,6 +39,7 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt
 
 from lib.config import Settings
 from lib.errors import ParameterError, SchedulerBusy
+from lib.jobs import freshness
 from lib.jobs.alerts import alert
 from lib.jobs.history import RunHistory
 from lib.jobs.registry import Interval, Job, parameters, scheduled_jobs
@@ -74,6 +77,8 @@ class Report:
     attempts: list[tuple[Planned, int, Outcome]] = field(default_factory=list)
     alerts: list[dict] = field(default_factory=list)
     waiting: list[Planned] = field(default_factory=list)
+    #: What the freshness check after the pass sent: stale layers' alerts, recovered layers' lines.
+    freshness: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -121,7 +126,17 @@ class Scheduler:
                     report.waiting.append(planned)
                     continue
                 self._run_with_retries(planned, report)
+            report.freshness = self._check_freshness()
         return report
+
+    def _check_freshness(self) -> list[dict]:
+        """After a pass: alert each layer that turned stale, say each that recovered (lib.jobs.freshness).
+        A freshness check that cannot read the tables is said, never fatal to the pass."""
+        try:
+            return freshness.check(self.cfg)
+        except Exception as exc:  # a monitor that fails must not stop the scheduler
+            self.say(f"freshness not checked: {exc}")
+            return []
 
     def watch(self, start: datetime, poll_s: float = 60.0) -> Report:
         """Keep going on the real clock: a pass over [start, now) on every poll until Ctrl-C, which

@@ -128,6 +128,10 @@ class FlinkRest:
         """The job's checkpoint statistics: counts, latest completed, history."""
         return self._call(f"/jobs/{job_id}/checkpoints")
 
+    def checkpoint_config(self, job_id: str) -> dict:
+        """How the job checkpoints: interval (ms), timeout, mode, externalization."""
+        return self._call(f"/jobs/{job_id}/checkpoints/config")
+
     def latest_checkpoint(self, job_id: str) -> dict | None:
         """The job's latest completed checkpoint (id, external_path, state_size, end_to_end_duration), or None."""
         return (self.checkpoints(job_id).get("latest") or {}).get("completed")

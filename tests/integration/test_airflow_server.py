@@ -100,7 +100,8 @@ def test_silver_waits_for_a_bronze_backfill_then_a_gold_backfill_lands_three_day
     (task,) = client.task_instances("bronze", bronze_run)
     assert bronze["state"] == "success", why(client, "bronze", bronze_run)
     assert (task["task_id"], task["state"], task["try_number"]) == ("run_bronze", "success", 1)
-    assert client.wait_for_run("silver", silver_run, timeout_s=300)["state"] == "success", why(client, "silver", silver_run)
+    silver = client.wait_for_run("silver", silver_run, timeout_s=300)
+    assert silver["state"] == "success", why(client, "silver", silver_run)
     waited = {t["task_id"]: t for t in client.task_instances("silver", silver_run)}
     assert waited["wait_for_bronze"]["state"] == "success" and waited["run_silver"]["state"] == "success"
 

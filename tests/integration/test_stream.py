@@ -22,7 +22,9 @@ from lib import stack
 from lib.config import ROOT, Settings
 from lib.contract.events import handle_request, malformed_reason
 from lib.errors import FlinkJobError
+from lib.jobs import freshness
 from lib.kafka import connect_producer, end_offsets, ensure_topic, read_range
+from lib.plumbing.waits import poll
 from lib.stream import lifecycle
 from lib.stream.job import STREAM_DEAD_LETTER, STREAM_EVENTS, STREAM_LATE, STREAM_WINDOWS, StreamJob
 from lib.stream.rest import FlinkRest
@@ -257,3 +259,41 @@ def test_a_job_that_keeps_failing_fails_for_good_and_status_alerts(live_stack: S
     assert [a["job"] for a in alerts] == [f"stream:{name}"] and "FAILED" in alerts[0]["error"]
     with pytest.raises(FlinkJobError, match=r"GET \S+/jobs/0+ answered 404 Not Found: \S"):  # Flink's own words kept
         flink.job("0" * 32)
+
+
+def test_a_stopped_stream_turns_stale_is_alerted_once_and_recovered_when_it_runs_again(
+        live_stack: Settings, tmp_path) -> None:
+    """Freshness as an operator meets it: the stream's newest checkpoint against its interval (2 s here).
+    Cancelled, the job's checkpoints age past twice the interval: `lib freshness` exits 1 naming it stale,
+    the scheduler's check alerts once (a second check says nothing more); resumed, the next check says it
+    recovered. The alerts go through the alert path, into this test's runs/alerts.log."""
+    cfg = replace(live_stack, runs_dir=tmp_path)
+    live = _start(live_stack, "fresh")
+    flink = FlinkRest(live_stack)
+    flink.wait_for_checkpoint(live.job_id)
+    assert freshness.stream_freshness(cfg, datetime.now(UTC), live.job.name).status == "fresh"
+    lifecycle.cancel(live_stack, live.job_id)
+    stale = poll(lambda: freshness.stream_freshness(cfg, datetime.now(UTC), live.job.name), timeout_s=60, every_s=1,
+                 until=lambda layer: layer.stale, timed_out=lambda layer: AssertionError(layer))
+    assert stale.age is not None and stale.age > 2 * stale.cadence == timedelta(seconds=4)
+
+    shown = subprocess.run([sys.executable, "-m", "lib", "freshness", "--json", "--stream-job", live.job.name],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    rows = {row["layer"]: row for row in json.loads(shown.stdout)}
+    assert shown.returncode == 1 and rows["stream"]["status"] == "STALE", shown.stderr[-2000:]
+    assert rows["stream"]["age_s"] > rows["stream"]["limit_s"] == 4
+
+    def stream_lines(sent: list[dict]) -> list[tuple[str, str]]:
+        return [(doc["job"], doc["kind"]) for doc in sent if doc["layer"] == "stream"]
+
+    assert stream_lines(freshness.check(cfg, stream_job=live.job.name)) == [("freshness:stream", "stale")]
+    assert stream_lines(freshness.check(cfg, stream_job=live.job.name)) == []  # once per incident
+    resumed = lifecycle.start(live_stack, live.job)
+    try:
+        flink.wait_for_checkpoint(resumed)
+        assert stream_lines(freshness.check(cfg, stream_job=live.job.name)) == [("freshness:stream", "recovered")]
+    finally:
+        lifecycle.cancel(live_stack, resumed)
+    logged = [json.loads(line) for line in (tmp_path / "alerts.log").read_text().splitlines()]
+    assert [(d["kind"], d["age_s"] > d["limit_s"]) for d in logged if d["layer"] == "stream"] == [
+        ("stale", True), ("recovered", False)]
