@@ -26,7 +26,7 @@ BOMBARDIER_VERSION := v1.2.6
 NBVAL := --nbval --nbval-kernel-name roman-workbook --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
 	--nbval-cell-timeout 600
 
-.PHONY: help setup run test test-unit test-integration test-notebooks test-cluster up down status lab bench lint lock jars airflow \
+.PHONY: help setup run test test-unit test-integration test-notebooks test-cluster up down status airflow-up airflow-down lab bench lint lock jars airflow \
 	env clean clean-stack
 
 help: ## List the commands
@@ -103,6 +103,12 @@ down: ## Stop the embedded stack
 
 status: ## Show each service, its pid, address and health
 	$(VPY) -m lib stack status
+
+airflow-up: setup ## Airflow's api-server, dag-processor and scheduler beside the stack: UI on 127.0.0.1:8088
+	$(VPY) -m lib airflow up
+
+airflow-down: ## Stop Airflow's services (make down stops them too)
+	@test -x $(VPY) && $(VPY) -m lib airflow down || true
 
 # JupyterLab refuses to start as root unless told; in a container a learner often is root.
 LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)

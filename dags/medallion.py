@@ -16,8 +16,9 @@ same parameters, and record every attempt in the same run history (`python -m li
   rendered value is ever command text: the tasks read them from their environment ("$START").
 - A job the registry does not schedule (`migrate-silver`) is a DAG without a schedule: an operator
   triggers it with `start_date` and `end_date` (without them the run fails, naming the fix).
-- Dependencies: Silver waits until Bronze's succeeded runs cover its hour, Gold until Silver's cover
-  its day, asked of the run history (`python -m lib runs --job … --covered START END`). The history,
+- Dependencies: Silver waits (a sensor in poke mode) until Bronze's succeeded runs cover its hour, Gold
+  until Silver's cover its day, asked of the run history (`python -m lib runs --job … --covered START END`).
+  The history,
   not Airflow's own bookkeeping, is the dependency because it says what was landed: it holds the
   embedded scheduler's runs and operators' `lib run`s as well as Airflow's, and it reads the same for
   scheduled, manual (`airflow dags test`) and backfill runs, whose logical dates differ.
@@ -52,7 +53,6 @@ RETRY_DELAY = timedelta(seconds=CFG.retry_delay_s)
 #: How long a downstream job waits for its upstream's runs before it fails (and is retried).
 WAIT_TIMEOUT = timedelta(seconds=CFG.wait_timeout_s)
 WAIT_POKE = timedelta(seconds=CFG.wait_poke_s)
-SENSOR_RETRIES = 3
 FIRST_INTERVAL = datetime(2026, 1, 1, tzinfo=UTC)
 
 #: The interval a run works on: the params' when given (a backfill), else its data interval.
@@ -150,11 +150,13 @@ def build(spec: Job) -> DAG:
         if spec.depends_on:
             wait = WaitForRuns(
                 task_id=f"wait_for_{spec.depends_on}", bash_command=wait_command(spec.depends_on), env=INTERVAL_ENV,
-                mode="reschedule", poke_interval=WAIT_POKE.total_seconds(), timeout=WAIT_TIMEOUT.total_seconds(),
-                # A poke never fails by itself (a non-zero exit is "not yet"), but Airflow 3.2-3.3's scheduler
-                # can fail a rescheduled sensor when one poke's late executor event meets the next poke
-                # (apache/airflow#71172): a retry carries on waiting, within the same timeout.
-                retries=SENSOR_RETRIES, retry_delay=WAIT_POKE,
+                # Poke mode: the sensor holds its worker slot while it waits (the executor's parallelism is
+                # at least the number of DAGs, and each DAG runs one task at a time, so a waiting sensor can
+                # never take the slot its upstream job needs). Reschedule mode would free the slot, but
+                # Airflow 3.2-3.3's scheduler fails a rescheduled sensor when one poke's late executor event
+                # meets the next poke (apache/airflow#71172): here it did, at every poke, under load.
+                mode="poke", poke_interval=WAIT_POKE.total_seconds(), timeout=WAIT_TIMEOUT.total_seconds(),
+                retries=0,
             )
             wait >> job
     return dag

@@ -155,7 +155,10 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
                   f"[{interval.start.isoformat()}, {interval.end.isoformat()})")
             return 0 if covered else 1
         table = RunHistory(cfg).frame(args.job, args.last)
-        shown = table.drop(columns=["id"]).fillna("")
+        # who ran it beside what it ran: the embedded scheduler's, Airflow's and operators' runs alike
+        order = ["job", "runner", "interval_start", "interval_end", "attempt", "status", "started_at", "duration_s",
+                 "rows_merged", "error", "notebook"]
+        shown = table[order].fillna("")
         shown["error"] = shown["error"].astype(str).str.slice(0, 60)
         print(tabulate(shown.values.tolist(), headers=list(shown.columns)) if len(shown) else "no runs yet")
         return 0

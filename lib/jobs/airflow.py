@@ -2,8 +2,8 @@
 
 Airflow 3.3.2 lives in a virtualenv of its own (.venv-airflow, `make airflow`, pinned by
 requirements-airflow.txt) and reads the DAGs in dags/, which the job registry generates. Its
-metadata database is SQLite under STACK_HOME/airflow, migrated on first use; parallelism is kept
-small for a 2-core laptop. `python -m lib airflow <args>` runs the `airflow` command with all of it
+metadata database is SQLite under STACK_HOME/airflow, migrated on first use; the executor has a
+slot per DAG (lib.stack.airflow). `python -m lib airflow <args>` runs the `airflow` command with all of it
 set, for example `python -m lib airflow dags test bronze 2026-11-29T10:15:00+00:00`.
 """
 

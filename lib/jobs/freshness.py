@@ -99,7 +99,7 @@ def stream_freshness(cfg: Settings, now: datetime, name: str = JOB_NAME) -> Fres
     configured = running or (newest[1] if newest else None)
     if configured:
         interval = timedelta(milliseconds=flink.checkpoint_config(configured)["interval"])
-    source = f"Flink job {name!r}'s newest completed checkpoint" + ("" if running else " (not running)")
+    source = f"newest completed checkpoint of Flink job {name}" + ("" if running else " (not running)")
     if newest is None:
         return Freshness("stream", source, None, None, interval or timedelta(seconds=5))
     when = datetime.fromtimestamp(newest[0] / 1000, UTC)

@@ -8,6 +8,7 @@ before Spark) starts.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -61,8 +62,12 @@ def run_folder(cfg: Settings, now: datetime | None = None) -> Path:
     return folder
 
 
-def execute(notebook: str, params: dict[str, Any], target: Path, progress: bool = True) -> Path:
-    """Execute notebooks/<notebook> with papermill into `target`; raises when any cell fails."""
+def execute(notebook: str, params: dict[str, Any], target: Path, progress: bool = True,
+            log_output: bool = False) -> Path:
+    """Execute notebooks/<notebook> with papermill into `target`; raises when any cell fails.
+
+    `progress`: a progress bar (a terminal); `log_output`: each cell's start and end and its outputs on
+    stdout/stderr as it runs (a log file: an Airflow task's log, cron's mail)."""
     source = NOTEBOOKS / notebook
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist; the notebooks are listed in README.md.")
@@ -75,7 +80,7 @@ def execute(notebook: str, params: dict[str, Any], target: Path, progress: bool 
             kernel_name=KERNEL_NAME,
             cwd=str(NOTEBOOKS),
             progress_bar=progress,
-            log_output=False,
+            log_output=log_output,
         )
     finally:
         if target.exists():  # a failed run keeps its notebook too
@@ -100,10 +105,11 @@ def _tidy(executed: Path) -> None:
     nbformat.write(notebook, executed)
 
 
-def run_notebook(notebook: str, params: dict[str, Any], target: Path, progress: bool = True) -> Outcome:
+def run_notebook(notebook: str, params: dict[str, Any], target: Path, progress: bool = True,
+                 log_output: bool = False) -> Outcome:
     """Execute and say how it ended, never raising for a failing cell: the caller decides (retry, exit 1)."""
     try:
-        execute(notebook, params, target, progress)
+        execute(notebook, params, target, progress, log_output)
     except PapermillExecutionError as exc:
         return Outcome(target, False, exc.exec_count, f"{exc.ename}: {exc.evalue}"[:500], recorded(target))
     return Outcome(target, True, figures=recorded(target))
@@ -121,7 +127,7 @@ def recorded(executed: Path) -> dict[str, Any]:
 
 
 def run_attempt(cfg: Settings, spec: Job, interval: Interval, attempt: int, params: dict[str, Any], target: Path,
-                progress: bool = True, runner: str = "cli") -> Outcome:
+                progress: bool = True, runner: str = "cli", log_output: bool = False) -> Outcome:
     """One attempt of a job, recorded in the run history (running, then succeeded or failed).
 
     The services it needs are checked, never started: a job whose stack is down fails (and its
@@ -136,7 +142,7 @@ def run_attempt(cfg: Settings, spec: Job, interval: Interval, attempt: int, para
     except StackError as exc:
         outcome = Outcome(target, False, None, str(exc).split(". ")[0], detail=str(exc))
     else:
-        outcome = run_notebook(spec.notebook, params, target, progress=progress)
+        outcome = run_notebook(spec.notebook, params, target, progress=progress, log_output=log_output)
     history.end(run_id, outcome.ok, time.monotonic() - began, outcome.figures.get("rows_merged"),
                 outcome.kept_at, outcome.error)
     return outcome
@@ -154,7 +160,19 @@ def run_job(cfg: Settings, name: str, start: str | None, end: str | None, backfi
     params = parameters(name, start, end, backfill, max_records)
     interval = (Interval(parse_time(start, "--start"), parse_time(end, "--end")) if start and end
                 else spec.default_interval())
-    outcome = run_attempt(cfg, spec, interval, attempt, params, run_folder(cfg) / spec.notebook, runner=runner)
+    # On a terminal, a progress bar; in a log (an Airflow task, cron), each cell and its outputs as they run:
+    # the notebook's own words reach the log, not only an exit code.
+    to_log = not sys.stderr.isatty()
+    target = run_folder(cfg) / spec.notebook
+    if to_log:
+        _log_cells()
+        print(f"{name} attempt {attempt}: executing notebooks/{spec.notebook} into {_shown(target)} with {params}",
+              flush=True)
+    outcome = run_attempt(cfg, spec, interval, attempt, params, target, progress=not to_log, runner=runner,
+                          log_output=to_log)
+    if outcome.figures:
+        print(f"{name} recorded: " + ", ".join(f"{k}={v}" for k, v in sorted(outcome.figures.items())
+                                               if not isinstance(v, dict | list)), flush=True)
     if not outcome.ok:
         where = f"in cell {outcome.failed_cell}" if outcome.failed_cell is not None else "before its notebook ran"
         print(f"error: {name} failed {where} (attempt {attempt}): {outcome.detail or outcome.error}", file=sys.stderr)
@@ -163,3 +181,18 @@ def run_job(cfg: Settings, name: str, start: str | None, end: str | None, backfi
         return 1
     print(f"{name}: ok (attempt {attempt}); executed notebook kept at {outcome.kept_at}")
     return 0
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _log_cells() -> None:
+    """Papermill says which cell starts and ends on its logger: send that to stderr, once."""
+    logger = logging.getLogger("papermill")
+    if not any(getattr(h, "workbook", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.workbook = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

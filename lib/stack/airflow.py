@@ -1,12 +1,12 @@
-"""Airflow 3 beside the embedded stack: its api-server, dag-processor and scheduler, supervised like
-every other service (`python -m lib airflow up`; `python -m lib stack down` stops them with the rest).
+"""Airflow 3 beside the embedded stack: its api-server, dag-processor and scheduler, supervised like every
+other service (`python -m lib airflow up`; `python -m lib stack down` stops them with the rest).
 
 Airflow 3.3.2 lives in a virtualenv of its own (.venv-airflow, `make airflow`) and reads the DAGs in
-dags/. Its metadata database is SQLite under STACK_HOME/airflow (one writer: parallelism 2 suits a
-2-core machine). The scheduler runs the tasks with LocalExecutor in its own process tree; each task
-reports to the api-server's execution API, which checks the JWT the scheduler signed, so every
-process gets the same secrets (made once, kept in STACK_HOME/airflow/secrets.json, mode 600). One
-user, `admin`, whose password is made once too and printed by `airflow up`.
+dags/. Its metadata database is SQLite under STACK_HOME/airflow; the executor has a slot per DAG. The
+scheduler runs the tasks with LocalExecutor in its own process tree; each task reports to the
+api-server's execution API, which checks the JWT the scheduler signed, so every process gets the same
+secrets (made once, kept in STACK_HOME/airflow/secrets.json, mode 600). One user, `admin`, whose
+password is made once too and printed by `airflow up`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from lib.stack.base import Service
 DAGS = ROOT / "dags"
 #: The processes, in start order: the api-server first (tasks report to it), the scheduler last.
 ROLES = ("api-server", "dag-processor", "scheduler")
+#: The executor's slots: one per DAG of dags/ (bronze, silver, gold, maintain, migrate-silver).
+PARALLELISM = 5
 #: What /api/v2/monitor/health reports for each process ("metadatabase" for the api-server itself).
 _HEALTH_KEY = {"api-server": "metadatabase", "dag-processor": "dag_processor", "scheduler": "scheduler"}
 
@@ -57,7 +59,9 @@ def airflow_env(cfg: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__PARALLELISM": "2",
+        # At least one slot per DAG (each runs one task at a time): a sensor waiting in poke mode for its
+        # upstream job can never hold the slot that job needs (dags/medallion.py).
+        "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "1",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__API__HOST": api.host,

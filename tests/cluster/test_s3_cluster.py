@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,12 @@ from pyarrow import fs
 
 from lib import stack
 from lib.config import Settings
+from lib.jobs.maintain import maintain_warehouse
 from lib.medallion.bronze import run_bronze
 from lib.medallion.catalog import catalog
 from lib.medallion.gold import run_gold
 from lib.medallion.invariants import check_all
+from lib.medallion.maintenance import Policy
 from lib.medallion.silver import run_silver
 from lib.medallion.spark import spark_session
 from lib.medallion.tables import BRONZE_DEAD_LETTER, BRONZE_EVENTS, GOLD_DAILY, SILVER_EVENTS, SILVER_REJECTED
@@ -90,6 +93,31 @@ def test_the_medallion_runs_on_the_spark_cluster_with_its_warehouse_on_s3(cluste
     assert not local.exists() or not any(p.is_file() for p in Path(local).rglob("*"))
 
 
+def test_maintenance_compacts_a_closed_day_on_s3_and_keeps_a_young_unreferenced_object(cluster: Settings,
+                                                                                      spark) -> None:
+    """The maintain job with the scheduled policy on the bucket: two small Bronze runs on a day three days
+    back become one file, the orphan listing goes through S3FileIO, and an unreferenced object written a
+    moment ago (as a running writer's would be) stays; every invariant and row count is unchanged."""
+    day = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=3)
+    sent = produce(cluster, 400, seed=random.SystemRandom().randrange(10**9), start=day, progress=False, save=False)
+    for _ in range(2):
+        run_bronze(spark, cluster, max_records=sent.records // 2 + 1)
+    run_silver(spark, *EVER)
+    location = catalog(cluster).load_table(BRONZE_EVENTS).location().removeprefix("s3://")
+    young = f"{location}/data/event_date={day.date()}/in-flight-{uuid.uuid4().hex}.parquet"
+    store = s3_filesystem(cluster)
+    with store.open_output_stream(young) as out:
+        out.write(b"a writer's file, not committed yet")
+    files = f"SELECT file_count FROM {BRONZE_EVENTS}.partitions WHERE partition.event_date = DATE '{day.date()}'"
+    assert spark.sql(files).first().file_count >= 2
+    reports = maintain_warehouse(spark, cluster, Policy.of(cluster), datetime.now(UTC))
+    assert spark.sql(files).first().file_count == 1
+    assert store.get_file_info(young).type == fs.FileType.File
+    assert all(r.before.rows == r.after.rows for r in reports) and sum(r.orphans_removed for r in reports) == 0
+    failed = [c for c in check_all(spark, cluster) if not c.ok]
+    assert not failed, failed
+
+
 def test_the_stream_spreads_over_two_taskmanagers_and_one_killed_loses_and_doubles_nothing(
         cluster: Settings, spark) -> None:
     flink = FlinkRest(cluster)
@@ -117,3 +145,4 @@ def test_the_master_lists_every_application_as_completed(cluster: Settings, spar
     assert APPS and set(APPS) <= set(completed), (APPS, list(completed))
     assert all(completed[a]["state"] == "FINISHED" and completed[a]["cores"] >= 1 for a in APPS)
     assert not [a for a in state["activeapps"] if a["id"] in APPS]
+

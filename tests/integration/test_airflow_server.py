@@ -23,6 +23,9 @@ from lib import stack
 from lib.config import Settings
 from lib.jobs.airflow_rest import ENDED, AirflowRest
 from lib.jobs.history import RunHistory
+from lib.medallion.bronze import committed_positions
+from lib.medallion.spark import spark_session
+from lib.medallion.tables import BRONZE_OFFSETS
 from lib.plumbing.waits import poll
 from lib.stack.airflow import airflow_services
 from lib.traffic.produce import produce
@@ -90,16 +93,29 @@ def test_silver_waits_for_a_bronze_backfill_then_a_gold_backfill_lands_three_day
     window = {"start_date": first.isoformat(), "end_date": end.isoformat()}
     silver_run = f"silver-{uuid.uuid4().hex[:8]}"
     client.trigger("silver", silver_run, window, logical_date=first, interval=(first, end))
-    poll(lambda: {t["task_id"]: t["state"] for t in client.task_instances("silver", silver_run)},
-         until=lambda states: states.get("wait_for_bronze") == "up_for_reschedule", timeout_s=120, every_s=1,
-         timed_out=lambda states: AssertionError(f"Silver's sensor never waited: {states}"))
+    def sensor_says() -> str:  # the sensor's log so far (it pokes in place: its state stays "running")
+        states = {t["task_id"]: t["state"] for t in client.task_instances("silver", silver_run)}
+        if states.get("wait_for_bronze") != "running":
+            return f"states: {states}"
+        return "\n".join(client.log("silver", silver_run, "wait_for_bronze", 1))
 
+    poll(sensor_says, until=lambda told: "bronze does not cover yet" in told, timeout_s=180, every_s=2,
+         timed_out=lambda told: AssertionError(f"Silver's sensor never waited: {told[-2000:]}"))
+
+    spark = spark_session(cfg)
+    committed = committed_positions(spark, cfg.events_topic)
     bronze_run = f"bronze-{uuid.uuid4().hex[:8]}"
     client.trigger("bronze", bronze_run, {"backfill": True, **window}, logical_date=first, interval=(first, end))
     bronze = client.wait_for_run("bronze", bronze_run, timeout_s=300)
     (task,) = client.task_instances("bronze", bronze_run)
     assert bronze["state"] == "success", why(client, "bronze", bronze_run)
     assert (task["task_id"], task["state"], task["try_number"]) == ("run_bronze", "success", 1)
+    # the task's log tells the run as it went: each cell, the notebook's own output, its figures, where it is kept
+    told = "\n".join(client.log("bronze", bronze_run, "run_bronze", 1))
+    assert "Executing Cell 3---" in told and "bronze recorded: " in told and "records_read=" in told, told[-3000:]
+    assert f"bronze: ok (attempt 1); executed notebook kept at {cfg.runs_dir}/" in told
+    spark.catalog.refreshTable(BRONZE_OFFSETS)  # a backfill leaves the incremental position alone
+    assert committed_positions(spark, cfg.events_topic) == committed
     silver = client.wait_for_run("silver", silver_run, timeout_s=300)
     assert silver["state"] == "success", why(client, "silver", silver_run)
     waited = {t["task_id"]: t for t in client.task_instances("silver", silver_run)}

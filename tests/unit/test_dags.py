@@ -26,6 +26,7 @@ print(json.dumps({name: {
     "retries": {t.task_id: t.retries for t in dag.tasks},
     "alerts": all(t.on_failure_callback for t in dag.tasks),
     "commands": {t.task_id: t.bash_command for t in dag.tasks},
+    "sensor_mode": next((t.mode for t in dag.tasks if hasattr(t, "mode")), None),
 } for name, dag in ((n, getattr(module, n + "_dag")) for n in sys.argv[1:])}))
 """
 
@@ -192,3 +193,12 @@ def test_the_failure_callback_alerts_and_never_raises(webhook: str, tmp_path: Pa
     assert logged == (not webhook), done.stderr
     if webhook:
         assert "ALERT_WEBHOOK_URL" in done.stderr
+
+
+def test_the_executor_has_a_slot_for_each_dag_so_a_poking_sensor_never_starves_its_upstream(dags: dict) -> None:
+    from lib.stack.airflow import airflow_env
+
+    env = airflow_env(settings())
+    assert int(env["AIRFLOW__CORE__PARALLELISM"]) >= len(dags) and env["AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG"] == "1"
+    for name in (n for n, j in JOBS.items() if j.depends_on):
+        assert dags[name]["sensor_mode"] == "poke"

@@ -110,6 +110,7 @@ def test_run_with_the_stack_down_names_only_what_the_job_needs(tmp_path: Path) -
     env = {
         **os.environ,
         "STACK_HOME": str(tmp_path),
+        "RUNS_DIR": str(tmp_path / "runs"),  # the failed attempt is recorded here, not in the checkout's history
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{ports[0]}",
         "ICEBERG_REST_URI": f"http://127.0.0.1:{ports[1]}",
         "FLINK_REST_URL": f"http://127.0.0.1:{ports[2]}",
