@@ -25,7 +25,7 @@ from lib.config import ROOT, Settings
 from lib.errors import StackError
 from lib.jobs.history import RunHistory
 from lib.jobs.kernel import KERNEL_NAME
-from lib.jobs.registry import Interval, Job, job, parameters, parse_time
+from lib.jobs.registry import EPOCH, Interval, Job, job, parameters, parse_time
 from lib.stack import require_up
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -158,8 +158,7 @@ def run_job(cfg: Settings, name: str, start: str | None, end: str | None, backfi
     """
     spec = job(name)
     params = parameters(name, start, end, backfill, max_records)
-    interval = (Interval(parse_time(start, "--start"), parse_time(end, "--end")) if start and end
-                else spec.default_interval())
+    interval = recorded_interval(spec, start, end, backfill, max_records)
     # On a terminal, a progress bar; in a log (an Airflow task, cron), each cell and its outputs as they run:
     # the notebook's own words reach the log, not only an exit code.
     to_log = not sys.stderr.isatty()
@@ -181,6 +180,22 @@ def run_job(cfg: Settings, name: str, start: str | None, end: str | None, backfi
         return 1
     print(f"{name}: ok (attempt {attempt}); executed notebook kept at {outcome.kept_at}")
     return 0
+
+
+def recorded_interval(spec: Job, start: str | None, end: str | None, backfill: bool = False,
+                      max_records: int | None = None) -> Interval:
+    """The interval a run's history row claims. Given, or the job's default; but a job that catches up
+    in one run claims everything before that interval's end, and the history clips the claim at the
+    run's start: an incremental, unbounded Bronze run reads every record produced before it started,
+    whatever interval an orchestrator named (Airflow names its quarter hour), and a maintenance run
+    looks at every table. So Silver's hour is covered by
+    the first such run after it, even when the quarters before it were missed (a Bronze outage, the
+    first run of a new deployment). A backfill or a bounded run claims only its interval."""
+    interval = (Interval(parse_time(start, "--start"), parse_time(end, "--end")) if start and end
+                else spec.default_interval())
+    if spec.catch_up_in_one_run and not backfill and max_records is None:
+        return Interval(EPOCH, interval.end)
+    return interval
 
 
 def _shown(path: Path) -> str:

@@ -19,7 +19,7 @@ from lib.config import Settings, settings
 from lib.errors import SchedulerBusy
 from lib.jobs.alerts import alerts_log
 from lib.jobs.history import RunHistory
-from lib.jobs.registry import JOBS, Interval
+from lib.jobs.registry import EPOCH, JOBS, Interval
 from lib.jobs.scheduler import Retry, Scheduler, due
 from lib.stack.process import free_port
 from tests.unit import webhooks
@@ -206,3 +206,21 @@ def history_schema_before_runner() -> str:
     return """CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, interval_start TEXT NOT NULL,
         interval_end TEXT NOT NULL, attempt INTEGER NOT NULL, status TEXT NOT NULL, started_at TEXT NOT NULL,
         duration_s REAL, rows_merged INTEGER, notebook TEXT, error TEXT)"""
+
+
+def test_an_unbounded_incremental_bronze_run_covers_everything_before_it_started(tmp_path: Path) -> None:
+    """Airflow names a Bronze run's quarter hour, but the run reads every record produced before it
+    started: its row claims everything up to that quarter's end, so the first such run after a gap (an
+    outage, a new deployment) covers the whole Silver hour. A backfill or a bounded run claims its own."""
+    from lib.jobs.runner import recorded_interval
+
+    quarter = ("2026-01-01T03:45:00+00:00", "2026-01-01T04:00:00+00:00")
+    claimed = recorded_interval(JOBS["bronze"], *quarter)
+    assert (claimed.start, claimed.end) == (EPOCH, datetime(2026, 1, 1, 4, tzinfo=UTC))
+    assert recorded_interval(JOBS["bronze"], *quarter, backfill=True).start == datetime(2026, 1, 1, 3, 45, tzinfo=UTC)
+    assert recorded_interval(JOBS["bronze"], *quarter, max_records=10).start == datetime(2026, 1, 1, 3, 45, tzinfo=UTC)
+    assert recorded_interval(JOBS["silver"], "2026-01-01T03:00", "2026-01-01T04:00").start.hour == 3
+    history = RunHistory(replace(settings(), runs_dir=tmp_path))
+    history.end(history.begin("bronze", claimed, 1), True, 1.0, 0, None)
+    hour = Interval(datetime(2026, 1, 1, 3, tzinfo=UTC), datetime(2026, 1, 1, 4, tzinfo=UTC))
+    assert history.covered("bronze", hour)  # the hour before the quarter, which no run named, is covered
