@@ -103,6 +103,7 @@ def test_maintenance_compacts_a_closed_day_on_s3_and_keeps_a_young_unreferenced_
     for _ in range(2):
         run_bronze(spark, cluster, max_records=sent.records // 2 + 1)
     run_silver(spark, *EVER)
+    run_gold(spark, *EVER)
     location = catalog(cluster).load_table(BRONZE_EVENTS).location().removeprefix("s3://")
     young = f"{location}/data/event_date={day.date()}/in-flight-{uuid.uuid4().hex}.parquet"
     store = s3_filesystem(cluster)
