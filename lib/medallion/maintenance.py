@@ -83,14 +83,21 @@ class TableReport:
     snapshots_expired: int
     files_deleted_with_them: int
     orphans_removed: int
+    #: Each snapshot the procedures committed, with the rows it reads and the rows its parent reads: equal
+    #: when maintenance changed no row (whatever other writers committed meanwhile).
+    commits: tuple[tuple[int, int, int], ...] = ()
+
+    @property
+    def rows_kept(self) -> bool:
+        return all(rows == parent_rows for _, rows, parent_rows in self.commits)
 
     def row(self) -> dict[str, object]:
         """A flat row for a table: each figure before -> after, then what the procedures did."""
         flat: dict[str, object] = {"table": self.table}
         for key in asdict(self.before):
             flat[key] = f"{getattr(self.before, key)} -> {getattr(self.after, key)}"
-        done = {k: v for k, v in asdict(self).items() if k not in ("table", "before", "after")}
-        return flat | done
+        done = {k: v for k, v in asdict(self).items() if k not in ("table", "before", "after", "commits")}
+        return flat | done | {"commits": len(self.commits), "rows kept": self.rows_kept}
 
 
 def _time(when: datetime) -> str:
@@ -155,10 +162,14 @@ def maintain_table(spark: SparkSession, cfg: Settings, table: str, policy: Polic
     spark.sql(f"REFRESH TABLE {table}")
     before = state(spark, table)
     done: dict[str, int] = {}
+    commits = []
     for statement in statements(cfg, table, policy, now, compact_days, keep_from):
         step = statement.name.removeprefix("maintain.")
         snapshots = state(spark, table).snapshots if step == "expire" else 0
+        began = one_row(spark.sql("SELECT current_timestamp() AS t")).t
         result = query(spark, statement).collect()
+        if step in ("compact", "manifests"):
+            commits += _rows_around(spark, table, began)
         if step == "compact":
             done["files_compacted"] = result[0].rewritten_data_files_count
             done["files_written"] = result[0].added_data_files_count
@@ -173,7 +184,20 @@ def maintain_table(spark: SparkSession, cfg: Settings, table: str, policy: Polic
     spark.sql(f"REFRESH TABLE {table}")
     return TableReport(table, before, state(spark, table), done.get("files_compacted", 0),
                        done.get("files_written", 0), done["manifests_rewritten"], done["snapshots_expired"],
-                       done["files_deleted_with_them"], done["orphans_removed"])
+                       done["files_deleted_with_them"], done["orphans_removed"], tuple(commits))
+
+
+def _rows_around(spark: SparkSession, table: str, since: datetime) -> list[tuple[int, int, int]]:
+    """(snapshot, its rows, its parent's rows) for each `replace` snapshot committed since `since`: what a
+    rewrite made. Counted by time travel, so a writer committing meanwhile changes neither side."""
+    spark.sql(f"REFRESH TABLE {table}")
+    made = spark.sql(f"SELECT snapshot_id, parent_id FROM {table}.snapshots WHERE operation = 'replace' "
+                     f"AND committed_at >= {_time(since)} AND parent_id IS NOT NULL").collect()
+
+    def rows(snapshot: int) -> int:
+        return one_row(spark.sql(f"SELECT COUNT(*) AS n FROM {table} VERSION AS OF {int(snapshot)}")).n
+
+    return [(row.snapshot_id, rows(row.snapshot_id), rows(row.parent_id)) for row in made]
 
 
 def reports_frame(reports: list[TableReport]) -> pd.DataFrame:
