@@ -25,7 +25,7 @@ from lib.jobs.airflow_rest import ENDED, AirflowRest
 from lib.jobs.history import RunHistory
 from lib.medallion.bronze import committed_positions
 from lib.medallion.spark import spark_session
-from lib.medallion.tables import BRONZE_OFFSETS
+from lib.medallion.tables import BRONZE_OFFSETS, create_tables
 from lib.plumbing.waits import poll
 from lib.stack.airflow import airflow_services
 from lib.traffic.produce import produce
@@ -103,6 +103,7 @@ def test_silver_waits_for_a_bronze_backfill_then_a_gold_backfill_lands_three_day
          timed_out=lambda told: AssertionError(f"Silver's sensor never waited: {told[-2000:]}"))
 
     spark = spark_session(cfg)
+    create_tables(spark)  # on a fresh stack this module may be the first to touch Bronze
     committed = committed_positions(spark, cfg.events_topic)
     bronze_run = f"bronze-{uuid.uuid4().hex[:8]}"
     client.trigger("bronze", bronze_run, {"backfill": True, **window}, logical_date=first, interval=(first, end))
