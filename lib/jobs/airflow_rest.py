@@ -10,10 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tenacity import wait_exponential
+
 from lib.config import Settings
 from lib.errors import HttpError
 from lib.plumbing.http import Rest, checked
-from lib.plumbing.waits import poll
+from lib.plumbing.waits import poll, retry
 from lib.stack.airflow import credentials
 
 #: A DAG run's states that will not change any more.
@@ -38,8 +40,14 @@ class AirflowRest:
         self._headers = {"Authorization": f"Bearer {token['access_token']}"}
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
-        response = checked(self._rest.response(method, f"/api/v2{path}", body, self._headers))
-        return response.json() if response.content else {}
+        """One request; a 503 is tried again. Airflow answers 503 when its metadata database is busy (SQLite
+        here: a task's state update holding the lock) and rolls the request back, so a retry is safe."""
+        def once() -> Any:
+            response = checked(self._rest.response(method, f"/api/v2{path}", body, self._headers))
+            return response.json() if response.content else {}
+
+        return retry(once, attempts=6, wait=wait_exponential(multiplier=0.5, max=8),
+                     when=lambda exc: isinstance(exc, HttpError) and exc.status == 503, gave_up=lambda exc: exc)
 
     def dag(self, dag_id: str) -> dict:
         """The DAG as Airflow parsed it (404 until the dag-processor has seen its file)."""
