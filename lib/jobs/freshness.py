@@ -30,9 +30,11 @@ from lib.jobs.alerts import notify
 from lib.jobs.registry import JOBS
 from lib.medallion.catalog import catalog
 from lib.medallion.tables import BRONZE_EVENTS, GOLD_DAILY, SILVER_EVENTS
-from lib.stream.job import JOB_NAME
-from lib.stream.rest import FlinkRest
+from lib.stream.job import JOB_NAME, StreamJob
+from lib.stream.rest import ACTIVE_STATES, FlinkRest
 
+#: The stream's cadence when no run of its job tells its own: the job's default checkpoint interval.
+DEFAULT_CHECKPOINT_INTERVAL = timedelta(seconds=int(StreamJob().checkpoint_interval.removesuffix("s")))
 #: A layer is stale beyond this many of its cadences.
 STALE_AFTER = 2
 #: (layer, table, the column its job stamps when it writes a row)
@@ -84,26 +86,28 @@ def newest_stamp(cfg: Settings, table: str, column: str) -> datetime | None:
     return max(bounds).astimezone(UTC) if bounds else None
 
 
+def _age(now: datetime, newest: datetime | None) -> timedelta | None:
+    return max(now - newest, timedelta(0)) if newest else None
+
+
 def stream_freshness(cfg: Settings, now: datetime, name: str = JOB_NAME) -> Freshness:
     """The stream job's newest completed checkpoint, of its running run or of the last one that ran on
     this cluster, against its checkpoint interval. A stopped job's checkpoints age, so it turns stale;
     a job that never completed a checkpoint reads as no data."""
     flink = FlinkRest(cfg)
-    runs = [found["jid"] for found in flink.jobs() if found["name"] == name]
-    newest, interval = None, None
-    for job_id in runs:
-        latest = flink.latest_checkpoint(job_id)
+    runs = [found for found in flink.jobs() if found["name"] == name]
+    running = next((found["jid"] for found in runs if found["state"] in ACTIVE_STATES), None)
+    newest: tuple[int, str] | None = None
+    for found in runs:
+        latest = flink.latest_checkpoint(found["jid"])
         if latest and (newest is None or latest["latest_ack_timestamp"] > newest[0]):
-            newest = (latest["latest_ack_timestamp"], job_id)
-    running = flink.running_job(name)
+            newest = (latest["latest_ack_timestamp"], found["jid"])
     configured = running or (newest[1] if newest else None)
-    if configured:
-        interval = timedelta(milliseconds=flink.checkpoint_config(configured)["interval"])
+    interval = (timedelta(milliseconds=flink.checkpoint_config(configured)["interval"]) if configured
+                else DEFAULT_CHECKPOINT_INTERVAL)
     source = f"newest completed checkpoint of Flink job {name}" + ("" if running else " (not running)")
-    if newest is None:
-        return Freshness("stream", source, None, None, interval or timedelta(seconds=5))
-    when = datetime.fromtimestamp(newest[0] / 1000, UTC)
-    return Freshness("stream", source, when, max(now - when, timedelta(0)), interval or timedelta(seconds=5))
+    when = datetime.fromtimestamp(newest[0] / 1000, UTC) if newest else None
+    return Freshness("stream", source, when, _age(now, when), interval)
 
 
 def freshness(cfg: Settings, now: datetime | None = None, stream_job: str = JOB_NAME) -> list[Freshness]:
@@ -113,13 +117,12 @@ def freshness(cfg: Settings, now: datetime | None = None, stream_job: str = JOB_
     found = []
     for layer, table, column in STAMPED:
         newest = newest_stamp(cfg, table, column)
-        found.append(Freshness(layer, f"{table}.{column}", newest,
-                               max(now - newest, timedelta(0)) if newest else None, JOBS[layer].every))
+        found.append(Freshness(layer, f"{table}.{column}", newest, _age(now, newest), JOBS[layer].every))
     try:
         found.append(stream_freshness(cfg, now, stream_job))
     except (HttpError, WorkbookError) as exc:  # Flink down: the stream cannot be fresh
         found.append(Freshness("stream", f"Flink's REST API unreachable: {str(exc)[:120]}", None, None,
-                               timedelta(seconds=5)))
+                               DEFAULT_CHECKPOINT_INTERVAL))
     return found
 
 
@@ -131,8 +134,8 @@ def check(cfg: Settings, now: datetime | None = None, stream_job: str = JOB_NAME
     sent = []
     for layer in freshness(cfg, now, stream_job):
         at = (now or datetime.now(UTC)).isoformat(timespec="seconds")
-        facts = {"layer": layer.layer, "newest": layer.row()["newest"], "age_s": layer.row()["age_s"],
-                 "limit_s": layer.row()["limit_s"]}
+        row = layer.row()
+        facts = {key: row[key] for key in ("layer", "newest", "age_s", "limit_s")}
         if layer.stale and layer.layer not in open_incidents:
             doc = {"at": at, "job": f"freshness:{layer.layer}", "kind": "stale", **facts}
             sent.append(notify(cfg, doc, f"ALERT: {layer.layer} is stale: its newest data ({layer.source}) is "
