@@ -149,11 +149,15 @@ def state(spark: SparkSession, table: str) -> TableState:
         "GROUP BY content").collect()}
     deletes = sum(row.n for content, row in files.items() if content != 0)
     data = files.get(0)
-    snapshots = one_row(spark.sql(f"SELECT COUNT(*) AS n FROM {table}.snapshots")).n
+    snapshots = _snapshots(spark, table)
     manifests = one_row(spark.sql(f"SELECT COUNT(*) AS n FROM {table}.manifests")).n
     rows = one_row(spark.sql(f"SELECT COUNT(*) AS n FROM {table}")).n
     return TableState(data.n if data else 0, deletes, sum(row.bytes for row in files.values()), snapshots,
                       manifests, rows)
+
+
+def _snapshots(spark: SparkSession, table: str) -> int:
+    return one_row(spark.sql(f"SELECT COUNT(*) AS n FROM {table}.snapshots")).n
 
 
 def maintain_table(spark: SparkSession, cfg: Settings, table: str, policy: Policy, now: datetime,
@@ -165,7 +169,7 @@ def maintain_table(spark: SparkSession, cfg: Settings, table: str, policy: Polic
     commits = []
     for statement in statements(cfg, table, policy, now, compact_days, keep_from):
         step = statement.name.removeprefix("maintain.")
-        snapshots = state(spark, table).snapshots if step == "expire" else 0
+        snapshots = _snapshots(spark, table) if step == "expire" else 0
         began = one_row(spark.sql("SELECT current_timestamp() AS t")).t
         result = query(spark, statement).collect()
         if step in ("compact", "manifests"):
@@ -176,7 +180,7 @@ def maintain_table(spark: SparkSession, cfg: Settings, table: str, policy: Polic
         elif step == "manifests":
             done["manifests_rewritten"] = result[0].rewritten_manifests_count
         elif step == "expire":
-            done["snapshots_expired"] = snapshots - state(spark, table).snapshots
+            done["snapshots_expired"] = snapshots - _snapshots(spark, table)
             done["files_deleted_with_them"] = result[0].deleted_data_files_count + sum(
                 getattr(result[0], f"deleted_{kind}_delete_files_count") for kind in ("position", "equality"))
         else:
