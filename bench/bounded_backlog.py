@@ -26,6 +26,7 @@ from bench import services
 from bench.medallion import PeakMemory, private_settings
 from lib.config import ROOT, Settings
 from lib.kafka import ensure_topic
+from lib.medallion.heap import HeapPeak
 
 RESULTS = Path(__file__).parent / "results"
 REQUESTS = 1_000_000
@@ -48,7 +49,7 @@ def arm(bound: int | None) -> dict:
         spark.sql(f"DROP TABLE IF EXISTS {table} PURGE")
     create_tables(spark)
     runs, read = 0, 0
-    heap = _HeapPeak(spark)
+    heap = HeapPeak(spark)
     while True:
         run = run_bronze(spark, cfg, max_records=bound)
         if run.records_read == 0:
@@ -62,22 +63,6 @@ def arm(bound: int | None) -> dict:
     return {"runs": runs, "records_read": read, "old_gen_peak_mib": old_gen_peak_mib, "heap_max_mib": heap_max_mib,
             "tiled": tiling.ok, "tiling": tiling.detail,
             "accounted": check.ok, "detail": check.detail}
-
-
-class _HeapPeak:
-    """The driver JVM's own account: the peak of its old generation (what survived collections: the
-    batch the run holds) against the heap's maximum, read from the JVM's memory pool beans."""
-
-    def __init__(self, spark) -> None:
-        self.jvm = spark.sparkContext._jvm
-        for pool in self.jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans():
-            pool.resetPeakUsage()
-
-    def read(self) -> tuple[int, int]:
-        factory = self.jvm.java.lang.management.ManagementFactory
-        old = [p.getPeakUsage().getUsed() for p in factory.getMemoryPoolMXBeans() if "Old Gen" in p.getName()]
-        heap_max = factory.getMemoryMXBean().getHeapMemoryUsage().getMax()
-        return round(sum(old) / 2**20), round(heap_max / 2**20)
 
 
 def _cfg() -> Settings:

@@ -15,6 +15,7 @@ the winner's rows are matched and skipped.
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 from tenacity import wait_fixed, wait_random_exponential
 
 from lib.errors import CommitConflict
-from lib.medallion.engine_errors import is_commit_conflict
+from lib.medallion.engine_errors import conflict_message, is_commit_conflict
 from lib.medallion.statements import Statement, commit, lines
 from lib.plumbing.waits import retry
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 R = TypeVar("R")
+#: Each lost race is logged here with Iceberg's own message (notebook 06's drill 6 shows them).
+LOG = logging.getLogger(__name__)
 
 #: Makes Spark plan a row-level (validated) MERGE instead of an unvalidated append; never fires.
 GUARD = "WHEN MATCHED AND FALSE THEN DELETE"
@@ -84,7 +87,16 @@ def retry_on_conflict(step: Callable[[int], R], what: str, attempts: int = CONFL
     Any other error passes through at once. The pause before a new attempt grows and is jittered
     (full jitter: a random part of an exponential bound), so that two losers do not meet again."""
     conflicts = itertools.count()
-    return retry(lambda: step(next(conflicts)), attempts=attempts,
+
+    def attempt() -> R:
+        try:
+            return step(next(conflicts))
+        except Exception as exc:
+            if is_conflict(exc):
+                LOG.warning("%s lost a race and starts again: %s", what, conflict_message(exc))
+            raise
+
+    return retry(attempt, attempts=attempts,
                  wait=wait_fixed(0.2) + wait_random_exponential(multiplier=0.5, max=8),
                  when=is_conflict, gave_up=lambda _: CommitConflict(
                      f"{what}: another run committed to the same table {attempts} times in a row while this "

@@ -51,6 +51,25 @@ def is_commit_conflict(exc: BaseException) -> bool:
     return any(phrase in str(exc) for phrase in CONFLICT_PHRASES)
 
 
+def conflict_message(exc: BaseException) -> str:
+    """Iceberg's own words for a lost race: "<exception class>: <its message>" of the conflict along the
+    cause chain, or the first line of the error that names one (what a notebook shows an operator)."""
+    throwable = getattr(exc, "_origin", None) or getattr(exc, "java_exception", None)
+    try:
+        for _ in range(20):
+            if throwable is None:
+                break
+            name = str(throwable.getClass().getName())
+            if name in CONFLICT_CLASSES:
+                return f"{name.rsplit('.', 1)[-1]}: {throwable.getMessage()}"
+            throwable = throwable.getCause()
+    except Exception:  # a JVM that is gone: fall back to the text
+        pass
+    text = str(exc)
+    return next((line.strip() for line in text.splitlines() if any(p in line for p in CONFLICT_PHRASES)),
+                text.splitlines()[0] if text else type(exc).__name__)
+
+
 def is_already_exists(exc: BaseException) -> bool:
     """Does the object a CREATE wanted exist already?"""
     if _condition(exc) in EXISTS_CONDITIONS:

@@ -229,6 +229,27 @@ def unreferenced_data_files(spark: SparkSession, cfg: Settings, table: str) -> l
     return sorted(p for p in (folder / "data").rglob("*.parquet") if p not in referenced)
 
 
+def remove_orphans_now(spark: SparkSession, cfg: Settings, table: str, older_than: datetime) -> list[str]:
+    """Iceberg's delete-orphan-files action with any age rule, where the procedure refuses one under a day.
+
+    Only for a moment known to be quiet (notebook 06 after its killed run, with no writer of `table` left):
+    the age rule is what keeps a concurrent writer's uncommitted files safe, and the daily job keeps it.
+    Returns the locations it deleted."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    session = spark._jsparkSession
+    loaded = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(session, f"{cfg.catalog_name}.{table}")
+    action = jvm.org.apache.iceberg.spark.actions.SparkActions.get(session).deleteOrphanFiles(loaded) \
+        .olderThan(int(older_than.timestamp() * 1000))
+    if cfg.warehouse == "s3":
+        action = action.usePrefixListing(True)  # list the bucket through S3FileIO, as the daily job does
+    found = action.execute().orphanFileLocations().iterator()
+    removed = []
+    while found.hasNext():
+        removed.append(str(found.next()))
+    return sorted(removed)
+
+
 def plant_orphan(spark: SparkSession, cfg: Settings, table: str, age: timedelta) -> tuple[Path, Path]:
     """A copy of one of the table's live data files under a name no snapshot knows, dated `age` ago, as
     a writer killed long ago would have left it; the live file is dated the same. Returns (orphan,

@@ -78,3 +78,22 @@ def event_vs_processing_time(rows: pd.DataFrame, windows: pd.DataFrame) -> plt.F
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
+
+
+def timeline_chart(timeline: Any, spans: dict[str, tuple[Any, Any]], marks: dict[str, Any], title: str) -> plt.Figure:
+    """A drill on one time axis (seconds from its start): each span a bar on its own row, each mark a line."""
+    labels = list(spans)
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(labels) + 1.4))
+    for row, label in enumerate(labels):
+        began, ended = (timeline.seconds(t) for t in spans[label])
+        colour = "tab:red" if "stopped" in label or "down" in label else "tab:blue"
+        ax.barh(row, ended - began, left=began, height=0.5, color=colour, alpha=0.7)
+    for label, when in marks.items():
+        ax.axvline(timeline.seconds(when), color="black", linestyle="--", linewidth=1)
+        ax.annotate(label, (timeline.seconds(when), len(labels) - 0.5), rotation=90, va="top", ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds from the drill's start")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -11,34 +11,38 @@ notebook shows them; tests/integration/test_drills.py asserts them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pandas as pd
 from IPython.display import display
 from pyspark.sql import SparkSession
+from tqdm.auto import tqdm
 
 from lib import faults, stack
 from lib.config import ROOT, Settings
 from lib.contract.events import handle_request
 from lib.errors import FlinkJobError, InjectedCrash, WorkbookError
+from lib.jobs.airflow_rest import AirflowRest
 from lib.jobs.history import RunHistory
 from lib.jobs.runner import RECORD_KEY
-from lib.jobs.scheduler import Retry, Scheduler
 from lib.kafka import connect_producer, ensure_topic
+from lib.medallion import commits, storage
 from lib.medallion.bronze import run_bronze
 from lib.medallion.catalog import catalog
 from lib.medallion.gold import run_gold
+from lib.medallion.heap import HeapPeak
 from lib.medallion.invariants import (
     Invariant,
     gold_matches_recompute,
@@ -46,6 +50,7 @@ from lib.medallion.invariants import (
     offsets_tile,
     silver_covers,
 )
+from lib.medallion.maintenance import remove_orphans_now
 from lib.medallion.silver import run_silver
 from lib.medallion.statements import one_row, to_pandas
 from lib.medallion.tables import (
@@ -59,17 +64,20 @@ from lib.medallion.tables import (
     time_window,
 )
 from lib.plumbing.waits import poll
+from lib.stack.airflow import airflow_services
 from lib.stream import lifecycle
 from lib.stream.job import STREAM_DEAD_LETTER, STREAM_EVENTS, StreamJob
 from lib.stream.rest import FlinkRest
 from lib.traffic.manifest import Manifest
 from lib.traffic.plan import TrafficShape
 from lib.traffic.produce import produce
+from lib.workbook.charts import timeline_chart
+from lib.workbook.timeline import Timeline, wrapped
 
 
 @dataclass
 class Drill:
-    """One drill's outcome: what broke, the evidence, the invariants checked, recovered or not."""
+    """One drill's outcome: what broke, its timeline, the evidence, the invariants checked, recovered or not."""
 
     number: int
     title: str
@@ -81,6 +89,14 @@ class Drill:
     details: dict[str, pd.DataFrame] = field(default_factory=dict)
     #: Errors the drill caught as evidence (a run that failed when it should not have).
     errors: list[str] = field(default_factory=list)
+    #: What broke when, what the job, the scheduler or Airflow did, and the recovery.
+    timeline: Timeline = field(default_factory=Timeline)
+    #: The evidence in one or two sentences a reviewer reads in the summary.
+    finding: str = ""
+
+    def at(self, who: str, what: str, detail: str = "", when: datetime | None = None) -> datetime:
+        """Add an entry to the timeline (now, or `when` a service says it happened)."""
+        return self.timeline.mark(who, what, detail, when)
 
     @property
     def recovered(self) -> bool:
@@ -93,10 +109,14 @@ class Drill:
         rows += [(c.name, "ok" if c.ok else "FAILED", c.detail) for c in self.checks]
         return pd.DataFrame(rows, columns=["figure", "value", "expected"]).set_index("figure")
 
+    def show(self) -> None:
+        """The timeline, then the evidence and the invariants, long text wrapped, never cut."""
+        display(wrapped(self.timeline.frame()))
+        display(wrapped(self.table()))
+
     def summary(self) -> dict[str, Any]:
-        shown = ", ".join(f"{k} {v}" for k, v in self.evidence.items() if k in self.expected)
         return {"drill": f"{self.number}. {self.title}", "what broke": self.broke,
-                "recovered": "yes" if self.recovered else "no", "evidence": shown}
+                "recovered": "yes" if self.recovered else "no", "evidence": self.finding}
 
 
 def new_salt() -> int:
@@ -162,43 +182,136 @@ def _expected_bronze(manifest: Manifest) -> dict[str, int]:
 
 # 1 ------------------------------------------------------------------------------------------------
 
-_BRONZE_CHILD = "from lib.config import settings; from lib.medallion.bronze import run_bronze; " \
-                "from lib.medallion.spark import spark_session; cfg = settings(); run_bronze(spark_session(cfg), cfg)"
+#: Drill 1's Bronze driver: a Python process whose Spark JVM is its child in the same process group, so one
+#: SIGKILL to the group stops the writer as a lost machine would. (`python -m lib run bronze` runs the job in
+#: a Jupyter kernel, which starts a session of its own: killing papermill would leave the writer running.)
+BRONZE_DRIVER = ("from lib.config import settings; from lib.medallion.bronze import run_bronze; "
+                 "from lib.medallion.spark import spark_session; cfg = settings(); run_bronze(spark_session(cfg), cfg)")
+BRONZE_PROCESS = [sys.executable, "-c", BRONZE_DRIVER]
 
 
-def _data_files(location: Path) -> set[Path]:
-    return set((location / "data").rglob("*.parquet"))
+class BronzeKill:
+    """Drill 1 step by step, each step a cell of notebook 06: traffic on the drill's topic, a Bronze run
+    started as a process, SIGKILL the moment its first new data file is in storage, what the table says
+    then, the re-run, and the killed run's files removed as orphans."""
+
+    def __init__(self, spark: SparkSession, cfg: Settings, salt: int, runs_dir: Path) -> None:
+        self.spark = spark
+        self.cfg = drill_cfg(cfg, 1, salt)
+        self.runs_dir = runs_dir / f"drill-1-{salt:x}"
+        self.drill = Drill(1, "Bronze killed mid-write", "the driver process SIGKILLed while writing data files")
+        self.manifest = _traffic(self.cfg, 3000, seed=101, salt=salt)
+        self.drill.at("producer", f"{self.manifest.records:,} records on the drill's topic",
+                      f"{self.manifest.distinct_events:,} distinct events, {self.manifest.malformed_total} malformed")
+        self.drill.expected = {"the run's exit code": -signal.SIGKILL, "of them in any snapshot's manifests": 0,
+                               "newest snapshot unchanged by the kill": True,
+                               "rows of the drill's topic readable after the kill": 0,
+                               "records the next run read": self.manifest.records, **_expected_bronze(self.manifest)}
+        create_tables(spark)  # on a fresh stack, this drill may be the first to touch Bronze
+        _refresh(spark)
+        self.location = storage.location(self.cfg, BRONZE_EVENTS)
+        self.before = storage.data_files(self.cfg, self.location)
+        self.snapshot_before = newest_snapshot(spark, BRONZE_EVENTS)
+        self.child: subprocess.Popen | None = None
+        self.new: dict[str, storage.StoredFile] = {}
+        self.killed_at: datetime | None = None
+
+    def start(self) -> None:
+        """A Bronze driver on the drill's topic, in a process group of its own."""
+        env = {**os.environ, "EVENTS_TOPIC": self.cfg.events_topic, "RUNS_DIR": str(self.runs_dir)}
+        self.child = subprocess.Popen(BRONZE_PROCESS, cwd=ROOT, env=env, start_new_session=True,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.drill.at("operator", "Bronze run started", f"pid {self.child.pid}: a driver calling run_bronze")
+
+    def kill_at_first_file(self, timeout_s: float = 300) -> pd.DataFrame:
+        """Watch the table's data files; SIGKILL the run's process group when a new one appears. Returns
+        the new files as the storage listed them right after the kill."""
+        assert self.child is not None, "start() first"
+        child = self.child
+
+        def new_files() -> bool:
+            listed = storage.data_files(self.cfg, self.location)
+            return bool(set(listed) - set(self.before)) or child.poll() is not None
+
+        with tqdm(desc="watching Bronze's data files", unit="listing", leave=False, mininterval=5) as bar:
+            poll(lambda: bar.update() is None and new_files(), timeout_s=timeout_s, every_s=0.02,
+                 timed_out=lambda _: WorkbookError(f"drill 1: the Bronze run wrote no data file in {timeout_s:.0f} s"))
+        seen = self.drill.at("drill", "first new data file seen in storage")
+        if child.poll() is not None:
+            raise WorkbookError(f"drill 1: the Bronze run ended (exit {child.returncode}) before it was killed")
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        self.killed_at = self.drill.at("drill", "SIGKILL to the run's process group",
+                                       f"{(datetime.now(UTC) - seen).total_seconds() * 1000:.0f} ms after the file")
+        after = storage.data_files(self.cfg, self.location)
+        self.new = {k: f for k, f in after.items() if k not in self.before}
+        self.drill.at("storage", f"{len(self.new)} new data file(s) on disk", ", ".join(sorted(
+            f.name for f in self.new.values())))
+        made = sorted(self.new.values(), key=lambda f: f.name)
+        return pd.DataFrame([{"file": f.name, "bytes": f.size} for f in made])
+
+    def after_kill(self) -> pd.DataFrame:
+        """What the process, the table's snapshot log and its manifests say after the kill."""
+        assert self.child is not None and self.killed_at is not None, "kill_at_first_file() first"
+        _refresh(self.spark)
+        snapshot = newest_snapshot(self.spark, BRONZE_EVENTS)
+        listed = storage.referenced(self.spark, BRONZE_EVENTS)
+        in_manifests = sum(k in listed for k in self.new)
+        rows = one_row(self.spark.sql(
+            f"SELECT COUNT(*) AS n FROM {BRONZE_EVENTS} WHERE kafka_topic = '{self.cfg.events_topic}'")).n
+        self.drill.evidence.update({
+            "the run's exit code": self.child.returncode,
+            "new data files left by the kill": len(self.new),
+            "of them in any snapshot's manifests": in_manifests,
+            "newest snapshot unchanged by the kill": snapshot == self.snapshot_before,
+            "rows of the drill's topic readable after the kill": rows})
+        self.drill.at("table", "snapshot log unchanged" if snapshot == self.snapshot_before else "a new snapshot",
+                      f"newest snapshot {snapshot}")
+        return pd.DataFrame({"fact": [
+            "the run's process", "newest snapshot before the kill", "newest snapshot after the kill",
+            "new files in any snapshot's manifests (all_files)", "rows of the drill's topic a reader sees"],
+            "value": [f"gone: exit code {self.child.returncode}, killed by signal {-self.child.returncode}",
+                      self.snapshot_before, snapshot,
+                      f"{in_manifests} of {len(self.new)}", rows]}).set_index("fact")
+
+    def rerun(self) -> pd.DataFrame:
+        """The next Bronze run: it starts from the same committed offsets and lands every event once."""
+        run = run_bronze(self.spark, self.cfg)
+        landed = _landed(self.spark, self.cfg)
+        self.drill.at("scheduler", "the next Bronze run committed",
+                      f"read {run.records_read:,} records, {landed['bronze events']:,} events, "
+                      f"{landed['dead letters']} dead letters")
+        self.drill.evidence.update({"records the next run read": run.records_read, **landed})
+        return self.drill.table()
+
+    def remove_orphans(self) -> pd.DataFrame:
+        """The killed run's files, deleted by Iceberg's orphan-file action with the age rule at the kill."""
+        assert self.killed_at is not None, "kill_at_first_file() first"
+        removed = {storage.key(uri) for uri in remove_orphans_now(self.spark, self.cfg, BRONZE_EVENTS,
+                                                                  self.killed_at + timedelta(seconds=1))}
+        left = storage.data_files(self.cfg, self.location)
+        gone = [k for k in self.new if k in removed and k not in left]
+        self.drill.evidence["the kill's files removed as orphans"] = len(gone)
+        self.drill.expected["the kill's files removed as orphans"] = len(self.new)
+        self.drill.at("maintenance", "orphan files removed", f"{len(gone)} of the kill's {len(self.new)}")
+        return pd.DataFrame([{"file": f.name, "removed": k in removed, "still in storage": k in left}
+                             for k, f in sorted(self.new.items())])
+
+    def finish(self) -> Drill:
+        """The drill's expected figures, invariants and finding."""
+        drill = self.drill
+        drill.checks = _bronze_checks(self.spark, self.cfg)
+        e = drill.evidence
+        drill.finding = ("killed with data files written and no commit: no snapshot named them, readers saw 0 rows; "
+                         f"the next run read all {e.get('records the next run read', 0):,} records and landed "
+                         f"{e.get('bronze events', 0):,} events once; the files were removed as orphans")
+        return drill
 
 
-def bronze_killed_mid_write(spark: SparkSession, cfg: Settings, salt: int) -> Drill:
-    """A Bronze driver SIGKILLed while its MERGE writes data files, before its commit."""
-    drill = Drill(1, "Bronze killed mid-write", "the driver process SIGKILLed while writing data files")
-    cfg = drill_cfg(cfg, 1, salt)
-    manifest = _traffic(cfg, 3000, seed=101, salt=salt)
-    create_tables(spark)  # on a fresh stack, this drill may be the first to touch Bronze
-    location = Path(urlparse(catalog(cfg).load_table(BRONZE_EVENTS).location()).path)
-    before = _data_files(location)
-    env = {**os.environ, "EVENTS_TOPIC": cfg.events_topic}
-    child = subprocess.Popen([sys.executable, "-c", _BRONZE_CHILD], cwd=ROOT, env=env, start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    poll(lambda: bool(_data_files(location) - before) or child.poll() is not None, timeout_s=300, every_s=0.02,
-         timed_out=lambda _: WorkbookError(f"drill 1: the Bronze run wrote no data file under {location} in 300 s"))
-    killed_while_running = child.poll() is None
-    os.killpg(child.pid, signal.SIGKILL)
-    child.wait()
-    _refresh(spark)
-    files = spark.sql(f"SELECT file_path FROM {BRONZE_EVENTS}.files").collect()
-    live = {Path(urlparse(r.file_path).path) for r in files}
-    orphans = len((_data_files(location) - before) - live)
-    drill.evidence["killed while running"] = killed_while_running
-    drill.evidence["data files left uncommitted by the kill"] = orphans
-    rerun = run_bronze(spark, cfg)
-    drill.evidence["records the next run read"] = rerun.records_read
-    drill.evidence.update(_landed(spark, cfg))
-    drill.expected = {"killed while running": True, "records the next run read": manifest.records,
-                      **_expected_bronze(manifest)}
-    drill.checks = _bronze_checks(spark, cfg)
-    return drill
+def newest_snapshot(spark: SparkSession, table: str) -> int | None:
+    """The id of the table's newest snapshot (None for a table never written)."""
+    row = spark.sql(f"SELECT snapshot_id FROM {table}.snapshots ORDER BY committed_at DESC LIMIT 1").first()
+    return row.snapshot_id if row else None
 
 
 # 2 ------------------------------------------------------------------------------------------------
@@ -208,15 +321,21 @@ def bronze_crash_after_commit(spark: SparkSession, cfg: Settings, salt: int) -> 
     drill = Drill(2, "Bronze dies after its commit", "crash after the offsets commit, before success was reported")
     cfg = drill_cfg(cfg, 2, salt)
     manifest = _traffic(cfg, 1000, seed=102, salt=salt)
+    drill.at("producer", f"{manifest.records:,} records on the drill's topic")
     crashed = _crashed("bronze.after_commit", lambda: run_bronze(spark, cfg))
     landed = _landed(spark, cfg)
+    drill.at("Bronze", "crashed after its commit (bronze.after_commit)",
+             f"{landed['bronze events']:,} events and their offsets committed; the scheduler sees a failure")
     retry = run_bronze(spark, cfg)
+    drill.at("scheduler", "the retry ran", f"read {retry.records_read} records, inserted {retry.rows_merged} rows")
     drill.evidence = {"crashed": crashed, "records the retry read": retry.records_read,
                       "rows the retry inserted": retry.rows_merged,
                       "tables unchanged by the retry": _landed(spark, cfg) == landed, **landed}
     drill.expected = {"crashed": True, "records the retry read": 0, "rows the retry inserted": 0,
                       "tables unchanged by the retry": True, **_expected_bronze(manifest)}
     drill.checks = _bronze_checks(spark, cfg)
+    drill.finding = (f"crashed after committing {landed['bronze events']:,} events and their offsets; the retry read "
+                     f"{retry.records_read} records and inserted {retry.rows_merged} rows")
     return drill
 
 
@@ -229,12 +348,16 @@ def silver_and_gold_fail_then_retry(spark: SparkSession, cfg: Settings, salt: in
     manifest = _traffic(cfg, 1000, seed=103, salt=salt)
     start = datetime.now(UTC)
     run_bronze(spark, cfg)
+    drill.at("Bronze", "landed the drill's topic", f"{manifest.distinct_events:,} events")
     end = datetime.now(UTC) + timedelta(seconds=1)
     crashes = 0
-    for point, step in (("silver.after_events", lambda: run_silver(spark, start, end)),
-                        ("gold.before_merge", lambda: run_gold(spark, start, datetime.now(UTC)))):
-        crashes += _crashed(point, step)
+    for layer, point, step in (("Silver", "silver.after_events", lambda: run_silver(spark, start, end)),
+                               ("Gold", "gold.before_merge", lambda: run_gold(spark, start, datetime.now(UTC)))):
+        crashed = _crashed(point, step)
+        crashes += crashed
+        drill.at(layer, f"crashed at {point}" if crashed else f"did not crash at {point}")
         step()  # the retry, for the same interval
+        drill.at("scheduler", f"{layer} retried for the same interval", "committed")
     topic = cfg.events_topic
     row = one_row(spark.sql(f"""
         SELECT COUNT(s.event_id) AS silver, COUNT(r.event_id) AS rejected
@@ -247,45 +370,190 @@ def silver_and_gold_fail_then_retry(spark: SparkSession, cfg: Settings, salt: in
     drill.expected = {"crashes": 2, "silver rows of the batch": manifest.requests,
                       "rejected rows of the batch": manifest.invalid_events}
     drill.checks = [silver_covers(spark, start, end), _gold_check(spark, start)]
+    drill.finding = (f"Silver crashed between its MERGEs and Gold before its MERGE; retried for the same interval, "
+                     f"Silver holds {row.silver:,} rows and {row.rejected} rejects of the batch, each once, and Gold "
+                     "equals a recompute")
     return drill
 
 
 # 4 ------------------------------------------------------------------------------------------------
 
-#: A fixed hour for drill 4's scheduler: its history is the drill's own, so the runs are the same every time.
-OUTAGE_HOUR = (datetime(2026, 1, 2, 0, tzinfo=UTC), datetime(2026, 1, 2, 1, tzinfo=UTC))
-
-
-def kafka_down_under_the_scheduler(spark: SparkSession, cfg: Settings, salt: int, runs_dir: Path) -> Drill:
-    """The broker stopped while the scheduler runs Bronze: retries, the alert, then the catch-up."""
-    drill = Drill(4, "Kafka down under the scheduler", "the broker stopped while the scheduler ran Bronze")
-    own = replace(cfg, runs_dir=runs_dir / f"drill-4-{salt:x}")
-    scheduler = Scheduler(own, Retry(attempts=3, delay_s=1), say=lambda line: None)
-    stack.down(cfg, ["kafka"])
+@contextmanager
+def _environment(extra: dict[str, str]) -> Iterator[None]:
+    """os.environ with `extra` for the processes started inside (they keep it), as before after."""
+    before = dict(os.environ)
+    os.environ.update(extra)
     try:
-        down = scheduler.run(*OUTAGE_HOUR)
+        yield
     finally:
-        stack.up(cfg, ["kafka"], quiet=True)
-    back = scheduler.run(*OUTAGE_HOUR)
-    history = RunHistory(own).frame()
-    logged = [json.loads(line) for line in (own.runs_dir / "alerts.log").read_text().splitlines()]
-    # the failed run's alert; a stale layer's (freshness, checked after each pass) is an alert of its own
-    alert_lines = [doc for doc in logged if "delivery" not in doc and not doc["job"].startswith("freshness:")]
-    _refresh(spark)
-    drill.evidence = {
-        "failed attempts while down": len(down.attempts), "alerts": len(alert_lines),
-        "runs after Kafka was back": ", ".join(f"{p.job.name} {'ok' if o.ok else 'failed'}"
-                                               for p, _, o in back.attempts),
-        "history rows": len(history),
-    }
-    drill.expected = {"failed attempts while down": 3, "alerts": 1,
-                      "runs after Kafka was back": "bronze ok, silver ok", "history rows": 5}
-    drill.checks = [kafka_accounted(spark, cfg), offsets_tile(spark, cfg), silver_covers(spark, *OUTAGE_HOUR)]
-    drill.details["run history"] = history[["job", "interval_start", "attempt", "status"]]
-    return drill
+        os.environ.clear()
+        os.environ.update(before)
+
+
+def _quarter(back: int) -> tuple[datetime, datetime]:
+    """The quarter hour `back` quarters before the last full one: a manual Bronze DAG run's interval."""
+    now = datetime.now(UTC)
+    end = now.replace(minute=now.minute // 15 * 15, second=0, microsecond=0) - timedelta(minutes=15 * back)
+    return end - timedelta(minutes=15), end
+
+
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+#: How the drill (an operator, a CI job) starts a DAG run.
+TRIGGER = "POST /api/v2/dags/bronze/dagRuns"
+
+
+def _span(task: dict) -> tuple[datetime, datetime]:
+    """When a task try started and ended, as Airflow reports them."""
+    began, ended = _when(task.get("start_date")), _when(task.get("end_date"))
+    if began is None or ended is None:
+        raise WorkbookError(f"Airflow reports no start or end for try {task.get('try_number')}: {task}")
+    return began, ended
+
+
+class KafkaDownUnderAirflow:
+    """Drill 4 through Airflow's own scheduler, step by step: a backlog on the drill's topic, Airflow up
+    with the DAGs of dags/, the broker stopped, a Bronze DAG run triggered through the REST API, its three
+    tries read back from the API, the one alert; the broker back, a second run landing the backlog."""
+
+    #: Seconds between tries here (the DAGs' default is 30 s; WORKBOOK_RETRY_DELAY_S sets it).
+    RETRY_DELAY_S = 2
+
+    def __init__(self, spark: SparkSession, cfg: Settings, salt: int, runs_dir: Path) -> None:
+        self.spark = spark
+        self.salt = salt
+        self.cfg = replace(drill_cfg(cfg, 4, salt), runs_dir=runs_dir / f"drill-4-{salt:x}")
+        # Airflow's metadata of its own (port AIRFLOW_URL), so a user's Airflow home is never touched
+        self.home = replace(self.cfg, stack_home=runs_dir / f"drill-4-{salt:x}" / "stack")
+        self.names = [s.name for s in airflow_services(self.home)]
+        self.drill = Drill(4, "Kafka down under Airflow", "the broker stopped while Airflow ran a Bronze DAG run")
+        self.manifest = _traffic(self.cfg, 500, seed=104, salt=salt)
+        self.drill.at("producer", f"{self.manifest.records:,} records on the drill's topic", "the backlog")
+        self.drill.expected = {"tries of the run while Kafka was down": 3, "of them failed": 3, "alerts": 1,
+                               "attempts the alert counted": 3, "catch-up run": "success",
+                               **_expected_bronze(self.manifest)}
+        self.client: AirflowRest | None = None
+        self.failed_run = f"kafka-down-{salt:x}"
+        self.catch_up_run = f"catch-up-{salt:x}"
+        self.tries: list[dict] = []
+        self.spans: dict[str, tuple[datetime, datetime]] = {}
+
+    def airflow_up(self) -> pd.Series:
+        """Airflow's api-server, dag-processor and scheduler, reading the drill's topic and run history;
+        returns the Bronze DAG and its task as Airflow parsed them."""
+        env = {"EVENTS_TOPIC": self.cfg.events_topic, "RUNS_DIR": str(self.cfg.runs_dir),
+               "WORKBOOK_RETRY_DELAY_S": str(self.RETRY_DELAY_S),
+               "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}  # manual runs only: each run is the drill's
+        with _environment(env):
+            stack.up(self.home, self.names, quiet=True)
+        self.client = AirflowRest(self.home)
+        dag = self.client.wait_for_dag("bronze")
+        self.drill.at("Airflow", "api-server, dag-processor and scheduler up", f"{len(self.names)} processes")
+        (task,) = [t for t in self.client.call("GET", "/dags/bronze/tasks")["tasks"] if t["task_id"] == "run_bronze"]
+        delay = task.get("retry_delay")
+        return pd.Series({"DAG": dag["dag_id"], "schedule": dag.get("timetable_summary"),
+                          "active runs at most": dag.get("max_active_runs"),
+                          "tags": ", ".join(t["name"] for t in dag.get("tags", [])),
+                          "task": task["task_id"], "retries": task.get("retries"),
+                          "retry delay": f"{delay['seconds']} s" if isinstance(delay, dict) else delay,
+                          "operator": task.get("operator_name")}, name="as Airflow parsed it")
+
+    def break_and_trigger(self) -> pd.DataFrame:
+        """Stop the broker, trigger a Bronze DAG run, wait for its end; start the broker again. Returns its
+        tries as the API reports them."""
+        assert self.client is not None, "airflow_up() first"
+        stack.down(self.cfg, ["kafka"])
+        stopped = self.drill.at("drill", "Kafka stopped")
+        try:
+            start, end = _quarter(back=1)
+            self.client.trigger("bronze", self.failed_run, {}, logical_date=start, interval=(start, end))
+            self.drill.at("operator", "Bronze DAG run triggered through the REST API", TRIGGER)
+            run = self.client.wait_for_run("bronze", self.failed_run, timeout_s=300)
+        except BaseException:
+            stack.up(self.cfg, ["kafka"], quiet=True)
+            raise
+        self.drill.at("Airflow", f"DAG run {run['state']}", "", _when(run.get("end_date")))
+        self.tries = self.client.tries("bronze", self.failed_run, "run_bronze")
+        for attempt in self.tries:
+            lines = self.client.log("bronze", self.failed_run, "run_bronze", attempt["try_number"])
+            error = next((line.strip() for line in lines if "The stack is not running" in line), "")
+            attempt["error"] = error[error.find("The stack"):] if error else ""
+            self.drill.at("Airflow", f"try {attempt['try_number']} started", "", _when(attempt["start_date"]))
+            self.drill.at("Airflow", f"try {attempt['try_number']} {attempt['state']}", attempt["error"],
+                          _when(attempt["end_date"]))
+        for alert in self._alerts():
+            self.drill.at("alerts", "alert sent", f"{alert['job']} after {alert['attempts']} attempts",
+                          _when(alert["at"]))
+        stack.up(self.cfg, ["kafka"], quiet=True)
+        self.spans["Kafka stopped"] = (stopped, self.drill.at("drill", "Kafka started again"))
+        rows = []
+        for attempt in self.tries:
+            began, ended = _span(attempt)
+            rows.append({"try": attempt["try_number"], "state": attempt["state"],
+                         "started": f"+{self.drill.timeline.seconds(began):.1f} s",
+                         "lasted": f"{(ended - began).total_seconds():.1f} s", "error in its log": attempt["error"]})
+        return pd.DataFrame(rows).set_index("try")
+
+    def _alerts(self) -> list[dict]:
+        log = self.cfg.runs_dir / "alerts.log"
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [doc for doc in map(json.loads, lines) if "delivery" not in doc]
+
+    def catch_up(self) -> pd.DataFrame:
+        """The broker is back: the next Bronze run lands the backlog; Airflow is stopped after."""
+        assert self.client is not None, "airflow_up() first"
+        try:
+            start, end = _quarter(back=0)
+            self.client.trigger("bronze", self.catch_up_run, {}, logical_date=start, interval=(start, end))
+            self.drill.at("operator", "next Bronze DAG run triggered", TRIGGER)
+            run = self.client.wait_for_run("bronze", self.catch_up_run, timeout_s=600)
+            began, ended = _when(run.get("start_date")), _when(run.get("end_date"))
+            if began and ended:
+                self.spans["catch-up run"] = (began, ended)
+            note = "the backlog landed" if run["state"] == "success" else ""
+            self.drill.at("Airflow", f"DAG run {run['state']}", note, ended)
+        finally:
+            self.client.close()
+            stack.down(self.home, self.names)
+            self.drill.at("Airflow", "stopped")
+        _refresh(self.spark)
+        landed = _landed(self.spark, self.cfg)
+        failed = [t for t in self.tries if t["state"] == "failed"]
+        alerts = self._alerts()
+        self.drill.evidence = {"tries of the run while Kafka was down": len(self.tries),
+                               "of them failed": len(failed), "alerts": len(alerts),
+                               "attempts the alert counted": alerts[0]["attempts"] if alerts else 0,
+                               "catch-up run": run["state"], **landed}
+        history = RunHistory(self.cfg).frame()
+        self.drill.details["run history"] = history[["job", "runner", "attempt", "status"]]
+        return self.drill.table()
+
+    def plot(self) -> None:
+        """The outage, each try and the catch-up run on one time axis, the alert as a marker."""
+        tries = {f"try {t['try_number']}": _span(t) for t in self.tries}
+        marks = {f"alert {n}" if n else "alert": _when(a["at"]) for n, a in enumerate(self._alerts())}
+        timeline_chart(self.drill.timeline, {**self.spans, **tries}, marks,
+                       "drill 4: Kafka down under Airflow's scheduler")
+
+    def finish(self) -> Drill:
+        drill = self.drill
+        drill.checks = _bronze_checks(self.spark, self.cfg)
+        e = drill.evidence
+        drill.finding = (f"with the broker down Airflow ran {e['tries of the run while Kafka was down']} tries "
+                         f"({self.RETRY_DELAY_S} s apart), each failing on the stack check, then one alert; "
+                         f"with Kafka back the next run ({e['catch-up run']}) landed the backlog's "
+                         f"{e['bronze events']:,} events once")
+        return drill
 
 
 # 5 ------------------------------------------------------------------------------------------------
+
+def _stream_rows(cfg: Settings) -> int:
+    """The drill topic's rows the stream has committed to its Iceberg table."""
+    return len(lifecycle.read_table(cfg, STREAM_EVENTS, f"kafka_topic == '{cfg.events_topic}'", ("event_id",)))
+
 
 def flink_taskmanager_killed(spark: SparkSession, cfg: Settings, salt: int) -> Drill:
     """The stream's taskmanager SIGKILLed mid-stream: the job resumes from its checkpoint, a Spark
@@ -296,27 +564,48 @@ def flink_taskmanager_killed(spark: SparkSession, cfg: Settings, salt: int) -> D
     job = StreamJob(name=f"drill-5-{salt:x}", topic=cfg.events_topic, group_id=cfg.events_topic,
                     checkpoint_interval="2s", parallelism=cfg.taskmanagers)
     job_id = lifecycle.start(cfg, job)
+    drill.at("Flink", "stream job running", f"checkpoints every {job.checkpoint_interval}")
     flink = FlinkRest(cfg)
     try:
         spread = len(flink.job_taskmanagers(job_id))
         manifest = _traffic(cfg, 8000, seed=105, salt=salt)
-        poll(lambda: not lifecycle.read_table(cfg, STREAM_EVENTS, f"kafka_topic == '{cfg.events_topic}'",
-                                              ("event_id",)).empty, timeout_s=120,
+        drill.at("producer", f"{manifest.records:,} records on the drill's topic")
+        poll(lambda: _stream_rows(cfg) > 0, timeout_s=120,
              timed_out=lambda _: FlinkJobError(f"drill 5: the stream committed no row of {cfg.events_topic} in 120 s"))
+        rows_before = _stream_rows(cfg)
+        last = flink.latest_checkpoint(job_id) or {}
         stack.kill(cfg, "flink-taskmanager")
-        run_bronze(spark, cfg)  # the batch path covers the stream's gap while it is down
+        drill.at("drill", "taskmanager SIGKILLed",
+                 f"{rows_before:,} rows committed by the stream; latest completed checkpoint {last.get('id')}")
+        bronze = run_bronze(spark, cfg)  # the batch path covers the stream's gap while it is down
+        rows_while_down = _stream_rows(cfg)
+        drill.at("Spark Bronze", "landed the topic while the stream was down",
+                 f"{bronze.events_inserted:,} events; the stream table still {rows_while_down:,} rows")
         stack.up(cfg, ["flink-taskmanager"], quiet=True)
+        drill.at("drill", "a new taskmanager started")
         lifecycle.wait_caught_up(cfg, job_id, job, timeout_s=300, progress=False)
-        restored = flink.checkpoints(job_id)["counts"]["restored"]
+        counts = flink.checkpoints(job_id)
+        restored = (counts.get("latest") or {}).get("restored") or {}
+        drill.at("Flink", "job restored and caught up",
+                 f"restored checkpoint {restored.get('id')}; {_stream_rows(cfg):,} rows in the stream table")
     finally:
         lifecycle.cancel(cfg, job_id)
     both = lifecycle.compare_with_bronze(cfg, spark)
-    drill.evidence = {"taskmanagers running the job": spread, "restored from a checkpoint": restored >= 1, **both}
+    drill.evidence = {"taskmanagers running the job": spread,
+                      "stream rows committed before the kill": rows_before,
+                      "latest checkpoint completed before the kill": last.get("id"),
+                      "checkpoint restored from": restored.get("id"),
+                      "restored from a checkpoint": counts["counts"]["restored"] >= 1,
+                      "events Spark's Bronze landed while the stream was down": bronze.events_inserted, **both}
     drill.expected = {"taskmanagers running the job": cfg.taskmanagers, "restored from a checkpoint": True,
+                      "events Spark's Bronze landed while the stream was down": manifest.distinct_events,
                       "flink stream rows": manifest.distinct_events,
                       "spark bronze rows": manifest.distinct_events, "only in the stream": 0, "only in bronze": 0,
                       "repeated in the stream": 0}
     drill.checks = _bronze_checks(spark, cfg)
+    drill.finding = ("killed with stream rows committed; Spark's Bronze landed all "
+                     f"{bronze.events_inserted:,} events meanwhile; the job restored its last checkpoint "
+                     f"and both Bronze tables hold the same {both.get('flink stream rows', 0):,} event ids, none twice")
     return drill
 
 
@@ -345,18 +634,53 @@ def _at_once(runs: list[Callable[[SparkSession], Any]], spark: SparkSession, poi
     return results
 
 
+class _Refusals(logging.Handler):
+    """The lost races that lib.medallion.commits logs while a drill runs, with when and Iceberg's words."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[tuple[datetime, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append((datetime.fromtimestamp(record.created, UTC), record.getMessage()))
+
+
+def _in_warehouse(cfg: Settings, text: str) -> str:
+    """`text` with the warehouse's location written `<warehouse>/`: the same on every machine, no local path."""
+    root = cfg.iceberg_warehouse.rstrip("/")
+    for form in {root, root.replace("file:///", "file:/")}:
+        text = text.replace(form + "/", "<warehouse>/")
+    return text
+
+
 def two_runs_at_once(spark: SparkSession, cfg: Settings, salt: int, runs_dir: Path) -> Drill:
     """Two Bronze runs over the same new records, then two Silver and two Gold runs, each pair at once."""
     drill = Drill(6, "Two runs at once", "two Bronze, two Silver and two Gold runs raced over the same rows")
     cfg = drill_cfg(cfg, 6, salt)
     manifest = _traffic(cfg, 1000, seed=106, salt=salt)
+    drill.at("producer", f"{manifest.records:,} records on the drill's topic")
     meet = runs_dir / f"drill-6-{salt:x}"
-    start = datetime.now(UTC)
-    bronze = _at_once([lambda s: run_bronze(s, cfg)] * 2, spark, "bronze.before_events", meet / "bronze")
-    end = datetime.now(UTC) + timedelta(seconds=1)
-    silver = _at_once([lambda s: run_silver(s, start, end)] * 2, spark, "silver.before_merge", meet / "silver")
-    gold = _at_once([lambda s: run_gold(s, start, datetime.now(UTC))] * 2, spark, "gold.before_merge",
-                    meet / "gold")
+    refusals = _Refusals()
+    commits.LOG.addHandler(refusals)
+    try:
+        start = datetime.now(UTC)
+        drill.at("drill", "two Bronze runs started, held before their MERGE until both are there")
+        bronze = _at_once([lambda s: run_bronze(s, cfg)] * 2, spark, "bronze.before_events", meet / "bronze")
+        drill.at("Bronze", "both runs ended")
+        end = datetime.now(UTC) + timedelta(seconds=1)
+        silver = _at_once([lambda s: run_silver(s, start, end)] * 2, spark, "silver.before_merge", meet / "silver")
+        drill.at("Silver", "both runs ended")
+        gold = _at_once([lambda s: run_gold(s, start, datetime.now(UTC))] * 2, spark, "gold.before_merge",
+                        meet / "gold")
+        drill.at("Gold", "both runs ended")
+    finally:
+        commits.LOG.removeHandler(refusals)
+    told = [(when, *_in_warehouse(cfg, message).partition(" lost a race and starts again: ")[::2])
+            for when, message in refusals.seen]
+    for when, layer, words in told:
+        drill.at(layer, "commit refused by Iceberg: lost the race, starts again", words, when)
+    drill.details["commits refused"] = pd.DataFrame([(layer, words) for _, layer, words in told],
+                                                    columns=["run", "Iceberg's message"])
     _refresh(spark)
     failed = [r for r in (*bronze, *silver, *gold) if isinstance(r, Exception)]
     done = [r for r in (*bronze, *silver, *gold) if not isinstance(r, Exception)]
@@ -370,6 +694,10 @@ def two_runs_at_once(spark: SparkSession, cfg: Settings, salt: int, runs_dir: Pa
                       **_expected_bronze(manifest)}
     drill.checks = [*_bronze_checks(spark, cfg), silver_covers(spark, start, end), _gold_check(spark, start)]
     drill.errors = [repr(e)[:300] for e in failed]
+    inserted = drill.evidence["bronze events inserted by the two runs"]
+    drill.finding = ("each pair met before its commit; Iceberg refused the losers' commits and they ran again on the "
+                     f"new state: the two Bronze runs inserted {inserted:,} events together, none doubled, Silver and "
+                     "Gold whole")
     return drill
 
 
@@ -387,10 +715,14 @@ def bad_input_burst(spark: SparkSession, cfg: Settings, salt: int) -> Drill:
     producer = connect_producer(cfg.kafka_bootstrap_servers, "drill-7")
     producer.produce(cfg.events_topic, key=b"latin-1 phone", value=NOT_UTF8, partition=0)
     producer.flush(30)
+    drill.at("producer", f"{manifest.records + 1:,} records on the drill's topic",
+             f"{manifest.malformed_total} malformed, {manifest.invalid_events} invalid, 1 not UTF-8")
     start = datetime.now(UTC)
-    run_bronze(spark, cfg)
+    bronze = run_bronze(spark, cfg)
+    drill.at("Bronze", "committed", f"{bronze.events_inserted:,} events, {bronze.dead_letters_inserted} dead letters")
     end = datetime.now(UTC) + timedelta(seconds=1)
     run_silver(spark, start, end)
+    drill.at("Silver", "committed", "invalid events set apart as rejects")
     topic = cfg.events_topic
     reasons = to_pandas(spark.sql(f"""
         SELECT reason, COUNT(*) AS n FROM {BRONZE_DEAD_LETTER} WHERE kafka_topic = '{topic}'
@@ -414,6 +746,9 @@ def bad_input_burst(spark: SparkSession, cfg: Settings, salt: int) -> Drill:
                       "dead letter tables read whole by PyIceberg": True}
     drill.checks = [*_bronze_checks(spark, cfg), silver_covers(spark, start, end)]
     drill.details["dead letters by reason"] = reasons.set_index("reason")
+    drill.finding = (f"{landed['dead letters']} records Bronze could not parse became dead letters with their reason "
+                     f"(1 of them not UTF-8), {rejected} invalid events became Silver rejects, "
+                     f"{landed['bronze events']:,} events landed once; nothing raised")
     return drill
 
 
@@ -444,12 +779,18 @@ def late_event_after_gold(spark: SparkSession, cfg: Settings, salt: int) -> Dril
 
     since = datetime.now(UTC)
     send(3, 1)
+    drill.at("producer", f"3 events of {day.date()} (three days ago)")
     before = layers()
+    drill.at("Gold", f"ran for the batch: {day.date()} has {before} requests")
     send(1, 4)  # the phone that was offline for three days
+    drill.at("producer", f"1 more event of {day.date()} arrives late")
     after = layers()
+    drill.at("Gold", f"ran for the late event's batch: {day.date()} has {after} requests")
     drill.evidence = {"gold total for that day before": before, "after the late event": after}
     drill.expected = {"gold total for that day before": 3, "after the late event": 4}
     drill.checks = [_gold_check(spark, since)]
+    drill.finding = (f"Gold's row for a day three days back went from {before} to {after} requests when a late event "
+                     "arrived: Gold recomputes the keys its interval's Silver rows touch, from all of Silver")
     return drill
 
 
@@ -457,18 +798,41 @@ def late_event_after_gold(spark: SparkSession, cfg: Settings, salt: int) -> Dril
 
 def bounded_backlog(spark: SparkSession, cfg: Settings, salt: int, events: int = 4000,
                     max_records: int = 1000) -> Drill:
-    """A backlog drained in runs of at most `max_records`: no gap, no overlap, every record once."""
+    """A backlog drained in runs of at most `max_records`: no gap, no overlap, every record once; beside it
+    the same backlog (on a topic of its own) in one unbounded run, with the driver's heap for each run."""
     drill = Drill(9, "A backlog in bounded runs", f"a backlog of {events:,} requests, runs of {max_records:,}")
     cfg = drill_cfg(cfg, 9, salt)
+    whole = replace(cfg, events_topic=f"{cfg.events_topic}-unbounded")
+    ensure_topic(cfg.kafka_bootstrap_servers, whole.events_topic, cfg.events_partitions)
     manifest = _traffic(cfg, events, seed=109, salt=salt)
+    _traffic(whole, events, seed=109, salt=salt ^ 1)  # the same shape, other event_ids (both must land)
+    drill.at("producer", f"{manifest.records:,} records on each of two topics", "the same backlog twice")
+    heap = HeapPeak(spark)
+    runs = []
+    before = heap.reset(collect=True)
+    one = run_bronze(spark, whole)
+    runs.append(("unbounded", one.records_read, before, *heap.read()))
+    drill.at("Bronze", "one unbounded run", f"{one.records_read:,} records")
     reads = []
-    while (run := run_bronze(spark, cfg, max_records=max_records)).records_read:
+    while True:
+        before = heap.reset(collect=True)
+        run = run_bronze(spark, cfg, max_records=max_records)
+        if not run.records_read:
+            break
         reads.append(run.records_read)
+        runs.append((f"bounded {len(reads)}", run.records_read, before, *heap.read()))
+        drill.at("Bronze", f"bounded run {len(reads)}", f"{run.records_read:,} records")
+    drill.at("Bronze", "the next run read nothing: the backlog is drained")
     drill.evidence = {"runs": len(reads), "largest run": max(reads, default=0), **_landed(spark, cfg)}
     drill.details["records read per run"] = pd.DataFrame({"run": range(1, len(reads) + 1), "records": reads})
+    drill.details["driver heap per run"] = pd.DataFrame(
+        runs, columns=["run", "records", "old generation before (MiB)", "old generation peak (MiB)",
+                       "heap max (MiB)"]).set_index("run")
     drill.expected = {"runs": -(-manifest.records // max_records), "largest run": max_records,
                       **_expected_bronze(manifest)}
     drill.checks = _bronze_checks(spark, cfg)
+    drill.finding = (f"{manifest.records:,} records drained in {len(reads)} runs of at most {max_records:,}, the "
+                     "committed ranges tiling every partition with no gap or overlap, every record once")
     return drill
 
 

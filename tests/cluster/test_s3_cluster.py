@@ -19,11 +19,12 @@ from pyarrow import fs
 from lib import stack
 from lib.config import Settings
 from lib.jobs.maintain import maintain_warehouse
+from lib.medallion import storage
 from lib.medallion.bronze import run_bronze
 from lib.medallion.catalog import catalog
 from lib.medallion.gold import run_gold
 from lib.medallion.invariants import check_all
-from lib.medallion.maintenance import Policy
+from lib.medallion.maintenance import Policy, remove_orphans_now
 from lib.medallion.silver import run_silver
 from lib.medallion.spark import spark_session
 from lib.medallion.tables import BRONZE_DEAD_LETTER, BRONZE_EVENTS, GOLD_DAILY, SILVER_EVENTS, SILVER_REJECTED
@@ -97,7 +98,8 @@ def test_maintenance_compacts_a_closed_day_on_s3_and_keeps_a_young_unreferenced_
                                                                                       spark) -> None:
     """The maintain job with the scheduled policy on the bucket: two small Bronze runs on a day three days
     back become one file, the orphan listing goes through S3FileIO, and an unreferenced object written a
-    moment ago (as a running writer's would be) stays; every invariant and row count is unchanged."""
+    moment ago (as a running writer's would be) stays; every invariant and row count is unchanged. Then
+    notebook 06's drill 1 clean-up in S3 mode: the object listed, unreferenced, removed by the action."""
     day = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=3)
     sent = produce(cluster, 400, seed=random.SystemRandom().randrange(10**9), start=day, progress=False, save=False)
     for _ in range(2):
@@ -115,6 +117,13 @@ def test_maintenance_compacts_a_closed_day_on_s3_and_keeps_a_young_unreferenced_
     assert spark.sql(files).first().file_count == 1
     assert store.get_file_info(young).type == fs.FileType.File
     assert all(r.before.rows == r.after.rows for r in reports) and sum(r.orphans_removed for r in reports) == 0
+    # Drill 1's view of the bucket: the object is listed through the S3 API and named by no snapshot; the
+    # orphan action with the age rule at "now" (the drill's quiet moment) deletes it and nothing else.
+    where = storage.location(cluster, BRONZE_EVENTS)
+    assert young in storage.data_files(cluster, where) and young not in storage.referenced(spark, BRONZE_EVENTS)
+    removed = remove_orphans_now(spark, cluster, BRONZE_EVENTS, datetime.now(UTC) + timedelta(seconds=1))
+    assert [storage.key(uri) for uri in removed] == [young]
+    assert store.get_file_info(young).type == fs.FileType.NotFound
     failed = [c for c in check_all(spark, cluster) if not c.ok]
     assert not failed, failed
 

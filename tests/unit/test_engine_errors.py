@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lib.medallion.engine_errors import is_already_exists, is_commit_conflict, java_classes
+from lib.medallion.engine_errors import conflict_message, is_already_exists, is_commit_conflict, java_classes
 
 
 @dataclass
 class _Throwable:
     name: str
     cause: _Throwable | None = None
+    message: str = ""
+
+    def getMessage(self) -> str:
+        return self.message
 
     def getClass(self) -> _Throwable:  # the JVM's method names
         return self
@@ -57,3 +61,14 @@ def test_the_message_fallback_as_the_engines_word_it() -> None:
     assert is_already_exists(RuntimeError("Namespace already exists: bronze"))
     assert not is_commit_conflict(ValueError("a bug, not a race"))
     assert not is_already_exists(ValueError("a bug"))
+
+
+def test_a_conflict_is_told_in_icebergs_words_from_the_chain_or_from_the_text() -> None:
+    refused = _Throwable("org.apache.spark.SparkException", _Throwable(
+        "org.apache.iceberg.exceptions.ValidationException", message="Found conflicting files: s3://w/b/x.parquet"))
+    assert conflict_message(_Captured("Job aborted", refused)) == \
+        "ValidationException: Found conflicting files: s3://w/b/x.parquet"
+    text = RuntimeError("py4j said:\norg.apache.iceberg.exceptions.CommitFailedException: branch main has changed\n"
+                        "\tat org.apache.iceberg...")
+    assert conflict_message(text) == "org.apache.iceberg.exceptions.CommitFailedException: branch main has changed"
+    assert conflict_message(ValueError("first line\nsecond")) == "first line"
