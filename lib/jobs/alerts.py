@@ -60,7 +60,7 @@ def alert(cfg: Settings, job: str, interval: str, attempts: int, failed_cell: in
           notebook: str | None) -> dict[str, Any]:
     """Raise the alarm on every channel; returns the alert as sent. Never raises (see the module)."""
     doc: dict[str, Any] = {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "job": job,
         "interval": interval,
         "attempts": attempts,
@@ -85,7 +85,7 @@ def notify(cfg: Settings, doc: dict[str, Any], line: str) -> dict[str, Any]:
         outcome = deliver(url, doc, cfg.alert_webhook_timeout_s)
         shown = redact_url(url)
         record: dict[str, Any] = {
-            "at": datetime.now(UTC).isoformat(timespec="seconds"), "alert_at": doc["at"], "job": doc["job"],
+            "at": datetime.now(UTC).isoformat(timespec="milliseconds"), "alert_at": doc["at"], "job": doc["job"],
             "interval": doc.get("interval"), "delivery": "delivered" if outcome.delivered else "undelivered",
             "webhook": shown, "seconds": round(outcome.seconds, 3),
         }

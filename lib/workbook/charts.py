@@ -80,20 +80,35 @@ def event_vs_processing_time(rows: pd.DataFrame, windows: pd.DataFrame) -> plt.F
     return fig
 
 
-def timeline_chart(timeline: Any, spans: dict[str, tuple[Any, Any]], marks: dict[str, Any], title: str) -> plt.Figure:
-    """A drill on one time axis (seconds from its start): each span a bar on its own row, each mark a line."""
+def timeline_chart(timeline: Any, spans: dict[str, tuple[Any, Any]], marks: dict[str, Any], title: str,
+                   series: tuple[str, list[tuple[Any, int]]] | None = None) -> plt.Figure:
+    """A drill on one time axis (seconds from its start): each span a bar on its own row, each mark a dashed
+    line; `series` (a label and (when, value) samples), when given, drawn above as a step line."""
     labels = list(spans)
-    fig, ax = plt.subplots(figsize=(10, 0.5 * len(labels) + 1.4))
-    for row, label in enumerate(labels):
-        began, ended = (timeline.seconds(t) for t in spans[label])
-        colour = "tab:red" if "stopped" in label or "down" in label else "tab:blue"
+    top = None
+    if series:
+        fig, (top, ax) = plt.subplots(2, 1, sharex=True, figsize=(10, 0.5 * len(labels) + 3.6),
+                                      gridspec_kw={"height_ratios": [2, max(1, len(labels) * 0.5)]})
+        label, samples = series
+        top.step([timeline.seconds(t) for t, _ in samples], [v for _, v in samples], where="post")
+        top.set_ylabel(label)
+        top.set_title(title, pad=16)
+        for when in marks.values():
+            top.axvline(timeline.seconds(when), color="black", linestyle="--", linewidth=1)
+    else:
+        fig, ax = plt.subplots(figsize=(10, 0.5 * len(labels) + 1.4))
+        ax.set_title(title, pad=16)
+    for row, name in enumerate(labels):
+        began, ended = (timeline.seconds(t) for t in spans[name])
+        colour = "tab:red" if "stopped" in name or "down" in name else "tab:blue"
         ax.barh(row, ended - began, left=began, height=0.5, color=colour, alpha=0.7)
-    for label, when in marks.items():
+    for name, when in marks.items():
         ax.axvline(timeline.seconds(when), color="black", linestyle="--", linewidth=1)
-        ax.annotate(label, (timeline.seconds(when), len(labels) - 0.5), rotation=90, va="top", ha="right", fontsize=8)
+        named = top if top is not None else ax  # the label above the upper panel
+        named.text(timeline.seconds(when), 1.01, name, transform=named.get_xaxis_transform(), ha="center",
+                   va="bottom", fontsize=8)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlabel("seconds from the drill's start")
-    ax.set_title(title)
     fig.tight_layout()
     return fig

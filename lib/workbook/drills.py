@@ -10,6 +10,7 @@ notebook shows them; tests/integration/test_drills.py asserts them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -93,6 +94,11 @@ class Drill:
     timeline: Timeline = field(default_factory=Timeline)
     #: The evidence in one or two sentences a reviewer reads in the summary.
     finding: str = ""
+    #: What lasted a while (an outage, a run), for the plot; and a figure sampled over the drill.
+    spans: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    series: tuple[str, list[tuple[datetime, int]]] | None = None
+    #: Moments worth a line on the plot (the kill, the restore...).
+    marks: dict[str, datetime] = field(default_factory=dict)
 
     def at(self, who: str, what: str, detail: str = "", when: datetime | None = None) -> datetime:
         """Add an entry to the timeline (now, or `when` a service says it happened)."""
@@ -113,6 +119,10 @@ class Drill:
         """The timeline, then the evidence and the invariants, long text wrapped, never cut."""
         display(wrapped(self.timeline.frame()))
         display(wrapped(self.table()))
+
+    def plot(self) -> None:
+        """The spans, the marks (and the sampled series) on one time axis."""
+        timeline_chart(self.timeline, self.spans, self.marks, f"drill {self.number}: {self.title}", self.series)
 
     def summary(self) -> dict[str, Any]:
         return {"drill": f"{self.number}. {self.title}", "what broke": self.broke,
@@ -438,7 +448,6 @@ class KafkaDownUnderAirflow:
         self.failed_run = f"kafka-down-{salt:x}"
         self.catch_up_run = f"catch-up-{salt:x}"
         self.tries: list[dict] = []
-        self.spans: dict[str, tuple[datetime, datetime]] = {}
 
     def airflow_up(self) -> pd.Series:
         """Airflow's api-server, dag-processor and scheduler, reading the drill's topic and run history;
@@ -448,10 +457,15 @@ class KafkaDownUnderAirflow:
                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}  # manual runs only: each run is the drill's
         with _environment(env):
             stack.up(self.home, self.names, quiet=True)
-        self.client = AirflowRest(self.home)
-        dag = self.client.wait_for_dag("bronze")
+        try:
+            self.client = AirflowRest(self.home)
+            dag = self.client.wait_for_dag("bronze")
+            tasks = self.client.call("GET", "/dags/bronze/tasks")["tasks"]
+        except BaseException:
+            self._stop_airflow()
+            raise
         self.drill.at("Airflow", "api-server, dag-processor and scheduler up", f"{len(self.names)} processes")
-        (task,) = [t for t in self.client.call("GET", "/dags/bronze/tasks")["tasks"] if t["task_id"] == "run_bronze"]
+        (task,) = [t for t in tasks if t["task_id"] == "run_bronze"]
         delay = task.get("retry_delay")
         return pd.Series({"DAG": dag["dag_id"], "schedule": dag.get("timetable_summary"),
                           "active runs at most": dag.get("max_active_runs"),
@@ -460,34 +474,43 @@ class KafkaDownUnderAirflow:
                           "retry delay": f"{delay['seconds']} s" if isinstance(delay, dict) else delay,
                           "operator": task.get("operator_name")}, name="as Airflow parsed it")
 
+    def _stop_airflow(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        stack.down(self.home, self.names)
+        self.drill.at("Airflow", "stopped")
+
     def break_and_trigger(self) -> pd.DataFrame:
-        """Stop the broker, trigger a Bronze DAG run, wait for its end; start the broker again. Returns its
-        tries as the API reports them."""
+        """Stop the broker, trigger a Bronze DAG run, wait for its end, read back its tries and the alert;
+        start the broker again. Returns the tries as the API reports them. On any failure Kafka is started
+        again and Airflow stopped."""
         assert self.client is not None, "airflow_up() first"
+        client = self.client
         stack.down(self.cfg, ["kafka"])
         stopped = self.drill.at("drill", "Kafka stopped")
         try:
             start, end = _quarter(back=1)
-            self.client.trigger("bronze", self.failed_run, {}, logical_date=start, interval=(start, end))
+            client.trigger("bronze", self.failed_run, {}, logical_date=start, interval=(start, end))
             self.drill.at("operator", "Bronze DAG run triggered through the REST API", TRIGGER)
-            run = self.client.wait_for_run("bronze", self.failed_run, timeout_s=300)
+            run = client.wait_for_run("bronze", self.failed_run, timeout_s=300)
+            self.drill.at("Airflow", f"DAG run {run['state']}", "", _when(run.get("end_date")))
+            self.tries = client.tries("bronze", self.failed_run, "run_bronze")
+            for attempt in self.tries:
+                lines = client.log("bronze", self.failed_run, "run_bronze", attempt["try_number"])
+                error = next((line.strip() for line in lines if "The stack is not running" in line), "")
+                attempt["error"] = error[error.find("The stack"):] if error else ""
+                self.drill.at("Airflow", f"try {attempt['try_number']} started", "", _when(attempt["start_date"]))
+                self.drill.at("Airflow", f"try {attempt['try_number']} {attempt['state']}", attempt["error"],
+                              _when(attempt["end_date"]))
+            for alert in self._alerts():
+                self.drill.at("alerts", "alert sent", f"{alert['job']} after {alert['attempts']} attempts",
+                              _when(alert["at"]))
         except BaseException:
-            stack.up(self.cfg, ["kafka"], quiet=True)
+            self._stop_airflow()
             raise
-        self.drill.at("Airflow", f"DAG run {run['state']}", "", _when(run.get("end_date")))
-        self.tries = self.client.tries("bronze", self.failed_run, "run_bronze")
-        for attempt in self.tries:
-            lines = self.client.log("bronze", self.failed_run, "run_bronze", attempt["try_number"])
-            error = next((line.strip() for line in lines if "The stack is not running" in line), "")
-            attempt["error"] = error[error.find("The stack"):] if error else ""
-            self.drill.at("Airflow", f"try {attempt['try_number']} started", "", _when(attempt["start_date"]))
-            self.drill.at("Airflow", f"try {attempt['try_number']} {attempt['state']}", attempt["error"],
-                          _when(attempt["end_date"]))
-        for alert in self._alerts():
-            self.drill.at("alerts", "alert sent", f"{alert['job']} after {alert['attempts']} attempts",
-                          _when(alert["at"]))
-        stack.up(self.cfg, ["kafka"], quiet=True)
-        self.spans["Kafka stopped"] = (stopped, self.drill.at("drill", "Kafka started again"))
+        finally:
+            stack.up(self.cfg, ["kafka"], quiet=True)
+            self.drill.spans["Kafka stopped"] = (stopped, self.drill.at("drill", "Kafka started again"))
         rows = []
         for attempt in self.tries:
             began, ended = _span(attempt)
@@ -511,13 +534,11 @@ class KafkaDownUnderAirflow:
             run = self.client.wait_for_run("bronze", self.catch_up_run, timeout_s=600)
             began, ended = _when(run.get("start_date")), _when(run.get("end_date"))
             if began and ended:
-                self.spans["catch-up run"] = (began, ended)
+                self.drill.spans["catch-up run"] = (began, ended)
             note = "the backlog landed" if run["state"] == "success" else ""
             self.drill.at("Airflow", f"DAG run {run['state']}", note, ended)
         finally:
-            self.client.close()
-            stack.down(self.home, self.names)
-            self.drill.at("Airflow", "stopped")
+            self._stop_airflow()
         _refresh(self.spark)
         landed = _landed(self.spark, self.cfg)
         failed = [t for t in self.tries if t["state"] == "failed"]
@@ -534,7 +555,10 @@ class KafkaDownUnderAirflow:
         """The outage, each try and the catch-up run on one time axis, the alert as a marker."""
         tries = {f"try {t['try_number']}": _span(t) for t in self.tries}
         marks = {f"alert {n}" if n else "alert": _when(a["at"]) for n, a in enumerate(self._alerts())}
-        timeline_chart(self.drill.timeline, {**self.spans, **tries}, marks,
+        spans = self.drill.spans
+        ordered = {k: spans[k] for k in ("Kafka stopped",) if k in spans} | tries | \
+            {k: spans[k] for k in ("catch-up run",) if k in spans}
+        timeline_chart(self.drill.timeline, ordered, marks,
                        "drill 4: Kafka down under Airflow's scheduler")
 
     def finish(self) -> Drill:
@@ -555,6 +579,30 @@ def _stream_rows(cfg: Settings) -> int:
     return len(lifecycle.read_table(cfg, STREAM_EVENTS, f"kafka_topic == '{cfg.events_topic}'", ("event_id",)))
 
 
+class _Sampler:
+    """`read()` every `every_s` in a thread while the block runs: the (when, value) samples of a plot."""
+
+    def __init__(self, read: Callable[[], int], every_s: float = 1.0) -> None:
+        self.read, self.every_s = read, every_s
+        self.samples: list[tuple[datetime, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):  # a read that fails mid-drill is a gap in the plot, not an error
+                self.samples.append((datetime.now(UTC), self.read()))
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def flink_taskmanager_killed(spark: SparkSession, cfg: Settings, salt: int) -> Drill:
     """The stream's taskmanager SIGKILLed mid-stream: the job resumes from its checkpoint, a Spark
     Bronze run covers the records meanwhile, and both Bronze tables end with the same event_ids."""
@@ -568,43 +616,57 @@ def flink_taskmanager_killed(spark: SparkSession, cfg: Settings, salt: int) -> D
     flink = FlinkRest(cfg)
     try:
         spread = len(flink.job_taskmanagers(job_id))
-        manifest = _traffic(cfg, 8000, seed=105, salt=salt)
-        drill.at("producer", f"{manifest.records:,} records on the drill's topic")
-        poll(lambda: _stream_rows(cfg) > 0, timeout_s=120,
-             timed_out=lambda _: FlinkJobError(f"drill 5: the stream committed no row of {cfg.events_topic} in 120 s"))
-        rows_before = _stream_rows(cfg)
-        last = flink.latest_checkpoint(job_id) or {}
-        stack.kill(cfg, "flink-taskmanager")
-        drill.at("drill", "taskmanager SIGKILLed",
-                 f"{rows_before:,} rows committed by the stream; latest completed checkpoint {last.get('id')}")
-        bronze = run_bronze(spark, cfg)  # the batch path covers the stream's gap while it is down
-        rows_while_down = _stream_rows(cfg)
-        drill.at("Spark Bronze", "landed the topic while the stream was down",
-                 f"{bronze.events_inserted:,} events; the stream table still {rows_while_down:,} rows")
-        stack.up(cfg, ["flink-taskmanager"], quiet=True)
-        drill.at("drill", "a new taskmanager started")
-        lifecycle.wait_caught_up(cfg, job_id, job, timeout_s=300, progress=False)
-        counts = flink.checkpoints(job_id)
-        restored = (counts.get("latest") or {}).get("restored") or {}
-        drill.at("Flink", "job restored and caught up",
-                 f"restored checkpoint {restored.get('id')}; {_stream_rows(cfg):,} rows in the stream table")
+        with _Sampler(lambda: _stream_rows(cfg)) as rows:
+            first = _traffic(cfg, 4000, seed=105, salt=salt)
+            drill.at("producer", f"{first.records:,} records on the drill's topic", "the first half")
+            poll(lambda: _stream_rows(cfg), until=lambda n: n >= first.distinct_events, timeout_s=120,
+                 timed_out=lambda n: FlinkJobError(f"drill 5: the stream committed {n} of the first "
+                                                   f"{first.distinct_events} events of {cfg.events_topic} in 120 s"))
+            rows_before = _stream_rows(cfg)
+            drill.at("Flink", "the first half committed", f"{rows_before:,} rows in the stream table")
+            last = flink.latest_checkpoint(job_id) or {}
+            stack.kill(cfg, "flink-taskmanager")
+            killed = drill.at("drill", "taskmanager SIGKILLed", f"latest completed checkpoint {last.get('id')}")
+            second = _traffic(cfg, 4000, seed=205, salt=salt)
+            drill.at("producer", f"{second.records:,} more records while the stream is down", "the second half")
+            began = drill.at("Spark Bronze", "run started while the stream is down")
+            bronze = run_bronze(spark, cfg)  # the batch path covers the stream's gap while it is down
+            rows_while_down = _stream_rows(cfg)
+            drill.spans["Spark Bronze run"] = (began, drill.at(
+                "Spark Bronze", "landed the topic", f"{bronze.events_inserted:,} events; the stream table still "
+                f"{rows_while_down:,} rows"))
+            stack.up(cfg, ["flink-taskmanager"], quiet=True)
+            drill.spans["taskmanager down"] = (killed, drill.at("drill", "a new taskmanager started"))
+            lifecycle.wait_caught_up(cfg, job_id, job, timeout_s=300, progress=False)
+            counts = flink.checkpoints(job_id)
+            restored = (counts.get("latest") or {}).get("restored") or {}
+            drill.marks["killed"] = killed
+            if restored.get("restore_timestamp"):
+                drill.marks["restored"] = drill.at(
+                    "Flink", f"job restored checkpoint {restored.get('id')}", "Kafka offsets and dedup state",
+                    datetime.fromtimestamp(restored["restore_timestamp"] / 1000, UTC))
+            drill.at("Flink", "caught up", f"{_stream_rows(cfg):,} rows in the stream table")
+        drill.series = ("stream table rows", rows.samples)
     finally:
         lifecycle.cancel(cfg, job_id)
     both = lifecycle.compare_with_bronze(cfg, spark)
+    distinct = first.distinct_events + second.distinct_events
     drill.evidence = {"taskmanagers running the job": spread,
                       "stream rows committed before the kill": rows_before,
                       "latest checkpoint completed before the kill": last.get("id"),
                       "checkpoint restored from": restored.get("id"),
                       "restored from a checkpoint": counts["counts"]["restored"] >= 1,
                       "events Spark's Bronze landed while the stream was down": bronze.events_inserted, **both}
-    drill.expected = {"taskmanagers running the job": cfg.taskmanagers, "restored from a checkpoint": True,
-                      "events Spark's Bronze landed while the stream was down": manifest.distinct_events,
-                      "flink stream rows": manifest.distinct_events,
-                      "spark bronze rows": manifest.distinct_events, "only in the stream": 0, "only in bronze": 0,
-                      "repeated in the stream": 0}
+    drill.expected = {"taskmanagers running the job": cfg.taskmanagers,
+                      "stream rows committed before the kill": first.distinct_events,
+                      "restored from a checkpoint": True,
+                      "events Spark's Bronze landed while the stream was down": distinct,
+                      "flink stream rows": distinct, "spark bronze rows": distinct, "only in the stream": 0,
+                      "only in bronze": 0, "repeated in the stream": 0}
     drill.checks = _bronze_checks(spark, cfg)
-    drill.finding = ("killed with stream rows committed; Spark's Bronze landed all "
-                     f"{bronze.events_inserted:,} events meanwhile; the job restored its last checkpoint "
+    drill.finding = (f"killed after the stream committed {rows_before:,} events; {second.distinct_events:,} more "
+                     f"arrived while it was down and Spark's Bronze landed all {bronze.events_inserted:,} meanwhile; "
+                     "the job restored its last checkpoint "
                      f"and both Bronze tables hold the same {both.get('flink stream rows', 0):,} event ids, none twice")
     return drill
 
@@ -846,4 +908,4 @@ def show_summary(drills: list[Drill]) -> None:
     table = summary(drills)
     record = {"drills": {row.Index: {"recovered": row.recovered == "yes", "evidence": row.evidence}
                          for row in table.itertuples()}}
-    display(table, metadata={RECORD_KEY: record})
+    display(wrapped(table), metadata={RECORD_KEY: record})
