@@ -2,12 +2,15 @@
 
 A drill works on a topic of its own (`drill-<n>-<salt>`) with traffic salted the same way, so
 its figures are the same on a fresh stack and on one that ran the drills before, and the
-events topic's tables are left to the other notebooks. Each returns a `Drill`: what broke, the
-figures that show what the platform did (counted from the tables and Kafka, never from what a
-job reported), the invariants that were checked, and whether it recovered. The
-notebook shows them; tests/integration/test_drills.py asserts them.
+events topic's tables are left to the other notebooks. Each ends as a `Drill`: what broke, its
+timeline (what broke when, what the job, the scheduler or Airflow did, the recovery, with times
+read back from the services where they keep them), the figures that show what the platform did
+(counted from the tables, storage and Kafka, never from what a job reported) beside what they must
+be, the invariants that were checked, whether it recovered, and its finding in words. Drills 1 and
+4 are classes whose steps the notebook runs cell by cell, so the failure and the recovery each
+have a cell of their own; the others are one call. The notebook's last cell asserts every drill
+recovered; nbval runs it in `make test`.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -29,7 +32,7 @@ from typing import Any
 import pandas as pd
 from IPython.display import display
 from pyspark.sql import SparkSession
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from lib import faults, stack
 from lib.config import ROOT, Settings
@@ -73,7 +76,7 @@ from lib.traffic.manifest import Manifest
 from lib.traffic.plan import TrafficShape
 from lib.traffic.produce import produce
 from lib.workbook.charts import timeline_chart
-from lib.workbook.timeline import Timeline, wrapped
+from lib.workbook.timeline import Timeline, Wrapped, wrapped
 
 
 @dataclass
@@ -243,7 +246,7 @@ class BronzeKill:
             listed = storage.data_files(self.cfg, self.location)
             return bool(set(listed) - set(self.before)) or child.poll() is not None
 
-        with tqdm(desc="watching Bronze's data files", unit="listing", leave=False, mininterval=5) as bar:
+        with tqdm(desc="watching Bronze's data files", unit=" listings", mininterval=5, file=sys.stderr) as bar:
             poll(lambda: bar.update() is None and new_files(), timeout_s=timeout_s, every_s=0.02,
                  timed_out=lambda _: WorkbookError(f"drill 1: the Bronze run wrote no data file in {timeout_s:.0f} s"))
         seen = self.drill.at("drill", "first new data file seen in storage")
@@ -255,7 +258,7 @@ class BronzeKill:
                                        f"{(datetime.now(UTC) - seen).total_seconds() * 1000:.0f} ms after the file")
         after = storage.data_files(self.cfg, self.location)
         self.new = {k: f for k, f in after.items() if k not in self.before}
-        self.drill.at("storage", f"{len(self.new)} new data file(s) on disk", ", ".join(sorted(
+        self.drill.at("storage", f"{len(self.new)} new data file(s) in storage", ", ".join(sorted(
             f.name for f in self.new.values())))
         made = sorted(self.new.values(), key=lambda f: f.name)
         return pd.DataFrame([{"file": f.name, "bytes": f.size} for f in made])
@@ -470,7 +473,7 @@ class KafkaDownUnderAirflow:
         return pd.Series({"DAG": dag["dag_id"], "schedule": dag.get("timetable_summary"),
                           "active runs at most": dag.get("max_active_runs"),
                           "tags": ", ".join(t["name"] for t in dag.get("tags", [])),
-                          "task": task["task_id"], "retries": task.get("retries"),
+                          "task": task["task_id"], "retries": int(task.get("retries") or 0),
                           "retry delay": f"{delay['seconds']} s" if isinstance(delay, dict) else delay,
                           "operator": task.get("operator_name")}, name="as Airflow parsed it")
 
@@ -480,7 +483,7 @@ class KafkaDownUnderAirflow:
         stack.down(self.home, self.names)
         self.drill.at("Airflow", "stopped")
 
-    def break_and_trigger(self) -> pd.DataFrame:
+    def break_and_trigger(self) -> Wrapped:
         """Stop the broker, trigger a Bronze DAG run, wait for its end, read back its tries and the alert;
         start the broker again. Returns the tries as the API reports them. On any failure Kafka is started
         again and Airflow stopped."""
@@ -517,7 +520,7 @@ class KafkaDownUnderAirflow:
             rows.append({"try": attempt["try_number"], "state": attempt["state"],
                          "started": f"+{self.drill.timeline.seconds(began):.1f} s",
                          "lasted": f"{(ended - began).total_seconds():.1f} s", "error in its log": attempt["error"]})
-        return pd.DataFrame(rows).set_index("try")
+        return wrapped(pd.DataFrame(rows).set_index("try"))
 
     def _alerts(self) -> list[dict]:
         log = self.cfg.runs_dir / "alerts.log"
