@@ -39,6 +39,7 @@ from lib.config import ROOT, Settings
 from lib.contract.events import handle_request
 from lib.errors import FlinkJobError, InjectedCrash, WorkbookError
 from lib.jobs.airflow_rest import AirflowRest
+from lib.jobs.alerts import alerts_log
 from lib.jobs.history import RunHistory
 from lib.jobs.runner import RECORD_KEY
 from lib.kafka import connect_producer, ensure_topic
@@ -523,7 +524,7 @@ class KafkaDownUnderAirflow:
         return wrapped(pd.DataFrame(rows).set_index("try"))
 
     def _alerts(self) -> list[dict]:
-        log = self.cfg.runs_dir / "alerts.log"
+        log = alerts_log(self.cfg)
         lines = log.read_text().splitlines() if log.exists() else []
         return [doc for doc in map(json.loads, lines) if "delivery" not in doc]
 
