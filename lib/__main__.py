@@ -239,7 +239,11 @@ def _stream_command(args: argparse.Namespace, cfg: Settings) -> int:
     """`python -m lib stream ...`: operate the Flink stream job from a shell, as an operator would."""
     job = StreamJob(name=args.name, watermark_delay_s=args.watermark_delay, dedup_ttl=args.dedup_ttl,
                     checkpoint_interval=args.checkpoint_interval)
-    stack.require_up(cfg, ["kafka", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"])
+    # Status and the console are Flink's to tell, and an operator needs them most when Kafka or the catalog
+    # is away; starting, restarting or cancelling a job needs every service the job uses.
+    needs = ["flink-jobmanager"] if args.action in ("status", "tail") else [
+        "kafka", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
+    stack.require_up(cfg, needs)
     flink = FlinkRest(cfg)
     job_id = flink.running_job(job.name)
     if args.action == "start":
@@ -267,9 +271,16 @@ def _stream_command(args: argparse.Namespace, cfg: Settings) -> int:
         if restarts or info["state"] != "RUNNING":
             print(f"it is failing and restarting ({RESTART_ATTEMPTS} restarts before it fails for good). "
                   f"{flink.why(job_id)}")
-        rows = [(m["operator"][:70], m["records_in"], m["records_out"], _when(m["watermark_ms"]))
-                for m in flink.vertex_metrics(job_id)]
+        metrics = flink.vertex_metrics(job_id)
+        rows = [(m["operator"][:70], m["records_in"], m["records_out"], _when(m["watermark_ms"])) for m in metrics]
         print(tabulate(rows, headers=["operator chain", "records in", "records out", "watermark"]))
+        if metrics:
+            print(f"sampled at {metrics[0]['sampled_at'].isoformat(timespec='seconds')} (records since the job "
+                  "started or restored; a watermark is the lowest of the chain's inputs)")
+        down = [s for s in stack.status(cfg, ["kafka", "iceberg-rest"]) if not s.healthy]
+        for service in down:
+            print(f"{service.service} ({service.address}) does not answer: the job cannot read or commit until it is "
+                  "back, then it goes on from its latest checkpoint")
     return 0
 
 

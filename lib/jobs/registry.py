@@ -120,6 +120,13 @@ JOBS: dict[str, Job] = {
 }
 
 
+def day_of_intervals(day: datetime) -> list[tuple[str, Interval]]:
+    """Every scheduled job's intervals on one UTC day, in dependency order: what a day of the schedule runs."""
+    start = day.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return [(spec.name, interval) for spec in scheduled_jobs()
+            for interval in spec.intervals(start, start + timedelta(days=1))]
+
+
 def scheduled_jobs() -> list[Job]:
     """The jobs a scheduler runs, in dependency order (the registry's order)."""
     return [spec for spec in JOBS.values() if spec.scheduled]

@@ -64,12 +64,19 @@ class BronzeRun(Commits):
         return self.events_inserted + self.dead_letters_inserted
 
 
+def positions_statement(topic: str) -> Statement:
+    """Where the last runs stopped: per partition, the end of the newest committed range."""
+    return Statement("bronze.positions", lines(
+        "SELECT kafka_partition, MAX(end_offset) AS pos",
+        f"FROM {BRONZE_OFFSETS}",
+        f"WHERE kafka_topic = '{topic}'",
+        "GROUP BY kafka_partition  -- one position per partition: offsets of different partitions do not compare"),
+        "the incremental read's start: the next offset to read in each partition")
+
+
 def committed_positions(spark: SparkSession, topic: str) -> dict[int, int]:
     """{partition: next offset to read}, from the offsets committed runs appended."""
-    rows = spark.sql(
-        f"SELECT kafka_partition, MAX(end_offset) AS pos FROM {BRONZE_OFFSETS} "
-        f"WHERE kafka_topic = '{topic}' GROUP BY kafka_partition"
-    ).collect()
+    rows = query(spark, positions_statement(topic)).collect()
     return {r.kafka_partition: r.pos for r in rows}
 
 

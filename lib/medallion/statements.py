@@ -118,11 +118,14 @@ def snapshot_figures(spark: SparkSession, table: str, tag: str) -> dict[str, int
     """The added/deleted figures of the snapshot a tagged statement committed to `table`."""
     row = spark.sql(f"""
         SELECT summary['added-records'] AS added, summary['deleted-records'] AS deleted,
+               summary['added-position-deletes'] AS position_deletes,
                summary['added-data-files'] AS files, summary['deleted-data-files'] AS removed,
                summary['total-data-files'] AS total
         FROM {table}.snapshots WHERE summary['{SNAPSHOT_TAG}'] = '{tag}'""").first()
     if row is None:
-        return {"added": 0, "deleted": 0, "files": 0, "table files": -1}
+        return {"added": 0, "deleted": 0, "replaced": 0, "files": 0, "table files": -1}
     n = {k: int(v or 0) for k, v in row.asDict().items()}
-    return {"added": n["added"], "deleted": n["deleted"], "files": n["files"],
-            "table files": n["total"] - n["files"] + n["removed"]}
+    # An update is a delete plus an insert: copy-on-write drops the old rows with their files (deleted-records),
+    # merge-on-read marks them in position-delete files (added-position-deletes). Either way, rows replaced.
+    return {"added": n["added"], "deleted": n["deleted"], "replaced": n["deleted"] + n["position_deletes"],
+            "files": n["files"], "table files": n["total"] - n["files"] + n["removed"]}

@@ -8,6 +8,8 @@ FLINK_REST_URL, so the same calls work against the embedded stack, docker-compos
 from __future__ import annotations
 
 import re
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from lib.config import Settings
@@ -155,8 +157,20 @@ class FlinkRest:
         assert done is not None  # what `until` waited for
         return done
 
-    def vertex_metrics(self, job_id: str) -> list[dict]:
-        """Per operator chain: name, status, records in and out, and its current input watermark (ms or None)."""
+    def vertex_metrics(self, job_id: str, settle_s: float = 1.5) -> list[dict]:
+        """Per operator chain: name, status, records in and out, its current input watermark (ms or None), and
+        when the figures were sampled.
+
+        Flink's REST API serves metrics from a store that a fetcher refreshes asynchronously, at most every
+        `metrics.fetcher.update-interval`, when a request arrives: the first request after a quiet spell
+        gets the old values (zeros for a job nobody asked about). So ask once, give the fetch `settle_s`
+        to land, and read again: the figures are then as of the first request, which is what `sampled_at`
+        says.
+        """
+        self._call(f"/jobs/{job_id}")  # wakes the fetcher
+        sampled_at = datetime.now(UTC)
+        if settle_s:
+            time.sleep(settle_s)
         rows = []
         for vertex in self.job(job_id).get("vertices", []):
             marks = self._call(f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks")
@@ -169,6 +183,7 @@ class FlinkRest:
                 "records_out": vertex["metrics"].get("write-records", 0),
                 # Long.MIN_VALUE means "no watermark yet".
                 "watermark_ms": low if low is not None and low > -(2**62) else None,
+                "sampled_at": sampled_at,
             })
         return rows
 

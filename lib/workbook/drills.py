@@ -22,8 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,13 +68,13 @@ from lib.medallion.tables import (
     time_window,
 )
 from lib.plumbing.waits import poll
-from lib.stack.airflow import airflow_services
 from lib.stream import lifecycle
 from lib.stream.job import STREAM_DEAD_LETTER, STREAM_EVENTS, StreamJob
 from lib.stream.rest import FlinkRest
 from lib.traffic.manifest import Manifest
 from lib.traffic.plan import TrafficShape
 from lib.traffic.produce import produce
+from lib.workbook.airflow_session import AirflowSession
 from lib.workbook.charts import timeline_chart
 from lib.workbook.timeline import Timeline, Wrapped, wrapped
 
@@ -392,18 +391,6 @@ def silver_and_gold_fail_then_retry(spark: SparkSession, cfg: Settings, salt: in
 
 # 4 ------------------------------------------------------------------------------------------------
 
-@contextmanager
-def _environment(extra: dict[str, str]) -> Iterator[None]:
-    """os.environ with `extra` for the processes started inside (they keep it), as before after."""
-    before = dict(os.environ)
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(before)
-
-
 def _quarter(back: int) -> tuple[datetime, datetime]:
     """The quarter hour `back` quarters before the last full one: a manual Bronze DAG run's interval."""
     now = datetime.now(UTC)
@@ -440,8 +427,7 @@ class KafkaDownUnderAirflow:
         self.salt = salt
         self.cfg = replace(drill_cfg(cfg, 4, salt), runs_dir=runs_dir / f"drill-4-{salt:x}")
         # Airflow's metadata of its own (port AIRFLOW_URL), so a user's Airflow home is never touched
-        self.home = replace(self.cfg, stack_home=runs_dir / f"drill-4-{salt:x}" / "stack")
-        self.names = [s.name for s in airflow_services(self.home)]
+        self.airflow = AirflowSession(self.cfg, runs_dir / f"drill-4-{salt:x}" / "stack", self.RETRY_DELAY_S)
         self.drill = Drill(4, "Kafka down under Airflow", "the broker stopped while Airflow ran a Bronze DAG run")
         self.manifest = _traffic(self.cfg, 500, seed=104, salt=salt)
         self.drill.at("producer", f"{self.manifest.records:,} records on the drill's topic", "the backlog")
@@ -456,19 +442,14 @@ class KafkaDownUnderAirflow:
     def airflow_up(self) -> pd.Series:
         """Airflow's api-server, dag-processor and scheduler, reading the drill's topic and run history;
         returns the Bronze DAG and its task as Airflow parsed them."""
-        env = {"EVENTS_TOPIC": self.cfg.events_topic, "RUNS_DIR": str(self.cfg.runs_dir),
-               "WORKBOOK_RETRY_DELAY_S": str(self.RETRY_DELAY_S),
-               "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}  # manual runs only: each run is the drill's
-        with _environment(env):
-            stack.up(self.home, self.names, quiet=True)
+        self.client = self.airflow.up("bronze")  # manual runs only: each run is the drill's
         try:
-            self.client = AirflowRest(self.home)
-            dag = self.client.wait_for_dag("bronze")
+            dag = self.client.dag("bronze")
             tasks = self.client.call("GET", "/dags/bronze/tasks")["tasks"]
         except BaseException:
             self._stop_airflow()
             raise
-        self.drill.at("Airflow", "api-server, dag-processor and scheduler up", f"{len(self.names)} processes")
+        self.drill.at("Airflow", "api-server, dag-processor and scheduler up", f"{len(self.airflow.names)} processes")
         (task,) = [t for t in tasks if t["task_id"] == "run_bronze"]
         delay = task.get("retry_delay")
         return pd.Series({"DAG": dag["dag_id"], "schedule": dag.get("timetable_summary"),
@@ -479,9 +460,8 @@ class KafkaDownUnderAirflow:
                           "operator": task.get("operator_name")}, name="as Airflow parsed it")
 
     def _stop_airflow(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        stack.down(self.home, self.names)
+        self.airflow.down()
+        self.client = None
         self.drill.at("Airflow", "stopped")
 
     def break_and_trigger(self) -> Wrapped:

@@ -102,10 +102,12 @@ def statements_shown() -> Iterator[None]:
 
 
 def commits_table(run: Any) -> pd.DataFrame:
-    """What each MERGE of a run committed: rows added (its snapshot's `added-records`), data files
-    added, and the pruning evidence: files of the target it scanned against the files it held."""
-    rows = {name: {"rows added": f["added"], "files added": f["files"], "target files before": f["table files"],
-                   "target files scanned": f["files scanned"]} for name, f in run.commits.items()}
+    """What each MERGE of a run committed: rows added (its snapshot's `added-records`), rows an update
+    replaced (deleted, or marked deleted by position), data files added, and the pruning evidence: files of
+    the target it scanned against the files it held."""
+    rows = {name: {"rows added": f["added"], "rows replaced": f.get("replaced", 0), "files added": f["files"],
+                   "target files before": f["table files"], "target files scanned": f["files scanned"]}
+            for name, f in run.commits.items()}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("statement")
 
 

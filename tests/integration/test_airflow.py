@@ -2,8 +2,8 @@
 way `python -m lib airflow dags test …` lets an operator try one without starting Airflow: its tasks run
 the project's runner in .venv and its sensor asks the run history.
 
-Airflow's own scheduler running the DAGs (the chain, backfills, retries and the alert) is
-tests/integration/test_airflow_server.py.
+Airflow's own scheduler running the DAGs (the chain, backfills, retries and the alert) is notebook 09
+and notebook 06's drill 4, which nbval runs.
 """
 
 from __future__ import annotations

@@ -66,6 +66,12 @@ def _maintenance(f: Figures) -> None:
 
 
 #: notebook -> (the notebooks whose figures its check reads, the check)
+def _orchestration(f: Figures) -> None:
+    ran = f["09_orchestration.ipynb"]
+    # three Gold runs, one per day; with Bronze's backfill and Silver's run, five rows in its history
+    assert ran["gold_days"] == 3 and ran["history_rows"] == 5
+
+
 CHECKS: dict[str, tuple[tuple[str, ...], Callable[[Figures], None]]] = {
     "01_produce.ipynb": (("01_produce.ipynb",), _produce),
     "03_bronze.ipynb": (("01_produce.ipynb", "03_bronze.ipynb"), _bronze),
@@ -74,4 +80,5 @@ CHECKS: dict[str, tuple[tuple[str, ...], Callable[[Figures], None]]] = {
     "06_failure_drills.ipynb": (("06_failure_drills.ipynb",), _drills),
     "07_schema_migration.ipynb": (("07_schema_migration.ipynb",), _migration),
     "08_maintenance.ipynb": (("08_maintenance.ipynb",), _maintenance),
+    "09_orchestration.ipynb": (("09_orchestration.ipynb",), _orchestration),
 }
