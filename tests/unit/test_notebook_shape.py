@@ -129,3 +129,29 @@ def test_each_section_the_claim_table_names_exists_and_was_executed(ref: tuple[s
     end = next((i for i, c in enumerate(following) if "".join(c["source"]).startswith("## ")), len(following))
     executed = [c for c in following[:end] if c["cell_type"] == "code" and c.get("outputs")]
     assert executed, f"{path.name} section {section} has no executed cell with output"
+
+
+def careful_read_minutes(cells: list[dict]) -> float:
+    """What a careful first read takes, by a stated rule: prose at 180 words a minute, code at 15 lines a
+    minute (read, not skimmed), text output at 2,500 characters a minute, half a minute per figure."""
+    words = sum(len("".join(c["source"]).split()) for c in cells if c["cell_type"] == "markdown")
+    code = sum(len("".join(c["source"]).splitlines()) for c in cells if c["cell_type"] == "code")
+    text, figures = 0, 0
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                figures += 1
+            elif output["output_type"] == "stream":
+                text += len("".join(output["text"]))
+            else:
+                text += len("".join(data.get("text/plain", "")))
+    return words / 180 + code / 15 + text / 2500 + figures / 2
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_stated_reading_time_is_what_a_careful_read_takes(path: Path) -> None:
+    cells = _cells(path)
+    stated = int(re.search(r"About (\d+) minutes to read", "".join(cells[0]["source"])).group(1))
+    estimate = careful_read_minutes(cells)
+    assert stated >= round(estimate * 0.9), f"{path.name} says {stated} minutes; a careful read takes {estimate:.0f}"
