@@ -706,6 +706,9 @@ def two_runs_at_once(spark: SparkSession, cfg: Settings, salt: int, runs_dir: Pa
     manifest = _traffic(cfg, 1000, seed=106, salt=salt)
     drill.at("producer", f"{manifest.records:,} records on the drill's topic")
     meet = runs_dir / f"drill-6-{salt:x}"
+    # The tables exist before the race, as in production: the drill races commits, not a fresh catalog's
+    # first CREATEs (on a fresh stack this drill may be the first to touch Bronze).
+    create_tables(spark)
     refusals = _Refusals()
     commits.LOG.addHandler(refusals)
     try:
