@@ -145,12 +145,6 @@ def up(cfg: Settings, names: Iterable[str] | None = None, timeout: float = HEALT
                 _wait_healthy(service, proc, cfg, timeout)
                 report[service.name] = "already running (was starting)"
                 continue
-            if service.healthy(cfg):
-                # It answers at its address, but no pid file of this stack names it: started by another
-                # process of this checkout that lost track of it, by compose or a cluster. Use it, as
-                # require_up does; a port held by anything that does not answer is still refused below.
-                report[service.name] = "already running (not started by this stack)"
-                continue
             started.append(proc)
             seconds = start_service(service, cfg, timeout)
             report[service.name] = f"started in {seconds:.1f}s"
