@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from lib.config import Settings
 from lib.medallion.catalog import catalog
 
-#: The legs, in the order an event meets them, as (column, from, to).
+#: The legs, in the order an event meets them, as (name, from column, to column).
 LEGS = (
     ("request -> Kafka", "event_time", "kafka_timestamp"),
     ("Kafka -> sink", "kafka_timestamp", "ingested_at"),
