@@ -61,6 +61,19 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join("    " + line[:300] for line in text) or "    (log is empty)"
 
 
+def start_ticks(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (field 22 of /proc/<pid>/stat): fixed for the
+    process's life and never moved by the wall clock. None without /proc (not Linux) or for no process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:
+        return int(stat.rpartition(")")[2].split()[19])  # the fields after the command name start at field 3
+    except (IndexError, ValueError):
+        return None
+
+
 class ManagedProcess:
     """One supervised process: its pid file, its log, and how to start and stop it."""
 
@@ -73,15 +86,23 @@ class ManagedProcess:
     def pid(self) -> int | None:
         """The pid of our running process, or None (a stale pid file is removed)."""
         try:
-            pid = int(self.pid_file.read_text().split()[0])
+            fields = self.pid_file.read_text().split()
+            pid = int(fields[0])
+            recorded = int(fields[1]) if len(fields) > 1 else None
         except (FileNotFoundError, ValueError, IndexError):
             return None
         try:
             proc = psutil.Process(pid)
             if proc.status() == psutil.STATUS_ZOMBIE:
                 raise psutil.NoSuchProcess(pid)
-            # A recycled pid would belong to a process started after our pid file was written.
-            if proc.create_time() > self.pid_file.stat().st_mtime + 5:
+            # A recycled pid belongs to another process: one that started at another moment. The moment
+            # is compared in clock ticks since boot, which a step of the wall clock (a VM resumed, NTP)
+            # does not move; wall-clock times would, and every pid file would look stale at once.
+            started = start_ticks(pid)
+            if recorded is not None and started is not None:
+                if started != recorded:
+                    raise psutil.NoSuchProcess(pid)
+            elif proc.create_time() > self.pid_file.stat().st_mtime + 5:  # no /proc: wall clock it is
                 raise psutil.NoSuchProcess(pid)
         except psutil.NoSuchProcess:
             self.pid_file.unlink(missing_ok=True)
@@ -104,7 +125,8 @@ class ManagedProcess:
                 cwd=cwd,
                 start_new_session=True,
             )
-        self.pid_file.write_text(f"{proc.pid}\n")
+        ticks = start_ticks(proc.pid)
+        self.pid_file.write_text(f"{proc.pid} {ticks}\n" if ticks is not None else f"{proc.pid}\n")
         self._popen = proc
         return proc.pid
 

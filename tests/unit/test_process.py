@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import sys
 import time
@@ -8,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lib.stack.process import ManagedProcess, log_tail, port_is_free
+from lib.stack.process import ManagedProcess, log_tail, port_is_free, start_ticks
 
 
 def _listening_socket() -> tuple[socket.socket, int]:
@@ -54,6 +56,23 @@ def test_stale_pid_file_is_forgotten(tmp_path: Path) -> None:
     assert proc.pid() is None
     assert not proc.pid_file.exists()
     assert proc.stop() is False
+
+
+def test_a_pid_file_outlives_a_step_of_the_wall_clock_but_not_a_recycled_pid(tmp_path: Path) -> None:
+    """The process's identity is its start in clock ticks since boot: a wall clock stepped forward (the pid
+    file then looks older than the process) keeps it, another process under the same pid does not."""
+    proc = ManagedProcess("steady", tmp_path)
+    pid = proc.start(["sleep", "60"])
+    try:
+        recorded = proc.pid_file.read_text().split()
+        assert recorded == [str(pid), str(start_ticks(pid))]
+        long_ago = time.time() - 3600  # as if the clock jumped an hour forward since the file was written
+        os.utime(proc.pid_file, (long_ago, long_ago))
+        assert proc.pid() == pid
+        proc.pid_file.write_text(f"{pid} {int(recorded[1]) + 1}\n")  # the same pid, another start: recycled
+        assert proc.pid() is None and not proc.pid_file.exists()
+    finally:
+        os.kill(pid, signal.SIGKILL)
 
 
 def test_log_tail_keeps_the_last_lines(tmp_path: Path) -> None:
