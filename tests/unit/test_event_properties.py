@@ -116,7 +116,8 @@ def test_the_poison_the_parser_cannot_hold_is_named_not_raised() -> None:
     assert parse_record(b'{"event_id": "\\ud800"}')[1] == "missing or unusable event_id"
     event = handle_request("to_roman", "12", "alice", event_id="e-1").as_dict()
     assert validation_reason(json.dumps({**event, "input": huge, "output": "XII"})).startswith("wrong_output")
-    overflowing = json.dumps({**event, "latency_ms": 1.5}).replace("1.5", "1e400")  # valid JSON; a float: inf
+    # valid JSON whose float is inf (only the field's own text replaced: the event_time may hold "1.5" too)
+    overflowing = json.dumps({**event, "latency_ms": 1.5}).replace('"latency_ms": 1.5', '"latency_ms": 1e400')
     assert validation_reason(overflowing).startswith("bad_latency")
     failed = handle_request("to_roman", huge, "alice", event_id="e-2")
     assert not failed.success and "out of range" in failed.error and validation_reason(failed.to_json()) is None
