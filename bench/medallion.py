@@ -35,7 +35,8 @@ PRIVATE_HOME = ROOT / "build" / "bench-stack"
 
 def private_settings() -> Settings:
     """The workbook's settings moved to the private stack (every service started gets these)."""
-    return replace(settings(), stack_home=PRIVATE_HOME, iceberg_warehouse=(PRIVATE_HOME / "warehouse").as_uri(),
+    return replace(settings(), stack_home=PRIVATE_HOME, warehouse="file",  # measured on local files, as always
+                   iceberg_warehouse=(PRIVATE_HOME / "warehouse").as_uri(),
                    kafka_bootstrap_servers="127.0.0.1:19092", iceberg_rest_uri="http://127.0.0.1:18181",
                    roman_service_url="http://127.0.0.1:18000")
 

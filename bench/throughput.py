@@ -100,7 +100,8 @@ def cli(cfg: Settings) -> dict[str, float]:
            "ICEBERG_REST_URI": cfg.iceberg_rest_uri, "ROMAN_SERVICE_URL": cfg.roman_service_url,
            "FLINK_REST_URL": cfg.flink_rest_url, "FLINK_RPC_PORT": str(cfg.flink_rpc_port),
            "FLINK_BLOB_PORT": str(cfg.flink_blob_port), "STACK_HOME": str(cfg.stack_home),
-           "ICEBERG_WAREHOUSE": cfg.iceberg_warehouse, "RUNS_DIR": str(cfg.stack_home / "runs")}
+           "WAREHOUSE": cfg.warehouse, "ICEBERG_WAREHOUSE": cfg.iceberg_warehouse,
+           "RUNS_DIR": str(cfg.stack_home / "runs")}
     drop_medallion_tables(cfg)
     seconds: dict[str, float] = {}
     for job, args in (("bronze", []), ("silver", WHOLE_RANGE), ("gold", WHOLE_RANGE)):

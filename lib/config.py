@@ -30,7 +30,7 @@ EVENTS_PARTITIONS = ("EVENTS_PARTITIONS", "3")
 ICEBERG_REST_URI = ("ICEBERG_REST_URI", "http://127.0.0.1:8181")
 ICEBERG_WAREHOUSE = ("ICEBERG_WAREHOUSE", "")  # empty: <STACK_HOME>/warehouse, or s3://<S3_BUCKET>/ in S3 mode
 # Where the warehouse lives: "file" (the local file system) or "s3" (the S3 server at S3_ENDPOINT).
-WAREHOUSE = ("WAREHOUSE", "file")
+WAREHOUSE = ("WAREHOUSE", "s3")
 S3_ENDPOINT = ("S3_ENDPOINT", "http://127.0.0.1:9000")
 S3_BUCKET = ("S3_BUCKET", "warehouse")
 S3_ACCESS_KEY_ID = ("S3_ACCESS_KEY_ID", "workbook")
@@ -382,7 +382,7 @@ def settings() -> Settings:
     stack_home = Path(_env(STACK_HOME)).resolve()
     mode = _env(WAREHOUSE).lower()
     if mode not in ("file", "s3"):
-        raise ConfigError(f"WAREHOUSE={mode!r}: use file (the default, the local file system) or s3 (the S3 server)")
+        raise ConfigError(f"WAREHOUSE={mode!r}: use s3 (the default, the S3 server) or file (the local file system)")
     bucket = _env(S3_BUCKET)
     default_warehouse = f"s3://{bucket}/" if mode == "s3" else (stack_home / "warehouse").as_uri()
     warehouse = _env(ICEBERG_WAREHOUSE) or default_warehouse
@@ -456,8 +456,8 @@ DESCRIPTIONS = {
     "ICEBERG_REST_URI": "the Iceberg REST catalog",
     "ICEBERG_WAREHOUSE": "the warehouse; empty: the file URI of `<STACK_HOME>/warehouse`, or "
                          "`s3://<S3_BUCKET>/` in S3 mode",
-    "WAREHOUSE": "where the warehouse lives: `file` (the local file system) or `s3` (the S3 server at "
-                 "`S3_ENDPOINT`, which `stack up` then starts)",
+    "WAREHOUSE": "where the warehouse lives: `s3` (the S3 server at `S3_ENDPOINT`, which `stack up` then "
+                 "starts) or `file` (the local file system, no S3 server)",
     "S3_ENDPOINT": "the S3 server (`WAREHOUSE=s3`)",
     "S3_BUCKET": "the warehouse's bucket; S3's bucket-name rule (checked when read)",
     "S3_ACCESS_KEY_ID": "the S3 key id: the embedded server's own, never a real key",

@@ -25,16 +25,16 @@ from the registry of tables and times computed here, never a user's text.
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from lib.config import Settings
-from lib.medallion.catalog import catalog
+from lib.errors import WorkbookError
+from lib.medallion import storage
 from lib.medallion.statements import Statement, one_row, query
+from lib.medallion.storage import StoredFile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -211,22 +211,59 @@ def reports_frame(reports: list[TableReport]) -> pd.DataFrame:
     return pd.DataFrame([r.row() for r in reports]).set_index("table")
 
 
-def table_folder(cfg: Settings, table: str) -> Path | None:
-    """Where a table's files live on this machine; None in S3 mode (the files are objects in the bucket)."""
-    if cfg.warehouse == "s3":
-        return None
-    return Path(urlparse(catalog(cfg).load_table(table).location()).path)
+def unreferenced_data_files(spark: SparkSession, cfg: Settings, table: str) -> dict[str, StoredFile]:
+    """The table's data files the storage holds that no snapshot lists, by key (the local folder, or the
+    bucket through the S3 API): what remove_orphan_files considers, before its age rule."""
+    named = storage.referenced(spark, table)
+    stored = storage.data_files(cfg, storage.location(cfg, table))
+    return {k: stored[k] for k in sorted(stored) if k not in named}
 
 
-def unreferenced_data_files(spark: SparkSession, cfg: Settings, table: str) -> list[Path]:
-    """Parquet files under the table's data folder that no snapshot references (file mode): what
-    remove_orphan_files would consider, before the age rule."""
-    folder = table_folder(cfg, table)
-    if folder is None:
-        return []
-    rows = spark.sql(f"SELECT file_path FROM {table}.all_files").collect()
-    referenced = {Path(urlparse(row.file_path).path) for row in rows}
-    return sorted(p for p in (folder / "data").rglob("*.parquet") if p not in referenced)
+def _backing_file(cfg: Settings, stored_key: str) -> Path:
+    """The local file behind a stored key: the key itself (file mode), or the embedded S3 server's file
+    for the object (its filesystem backend keeps each object as STACK_HOME/s3/data/<bucket>/<key>, and
+    serves the file's time as the object's Last-Modified)."""
+    path = cfg.stack_home / "s3" / "data" / stored_key if cfg.warehouse == "s3" else Path(stored_key)
+    if not path.is_file():
+        raise WorkbookError(f"no local file behind {stored_key!r} ({path}): dating a file by hand needs the "
+                            "local warehouse or the embedded S3 server (not another S3 endpoint)")
+    return path
+
+
+def plant_orphan(spark: SparkSession, cfg: Settings, table: str, age: timedelta) -> tuple[str, str]:
+    """A copy of one of the table's live data files under a name no snapshot knows, dated `age` ago, as
+    a writer killed long ago would have left it; the live file is dated the same. Returns the keys
+    (orphan, live): maintenance must delete the first and keep the second. The copy goes through the
+    storage's API (S3 CopyObject in S3 mode); only the date is set on the file behind it."""
+    live_uri = one_row(spark.sql(f"SELECT file_path FROM {table}.files WHERE content = 0 "
+                                 "ORDER BY file_path LIMIT 1")).file_path
+    live = storage.key(live_uri)
+    folder, _, name = live.rpartition("/")
+    orphan = f"{folder}/planted-orphan-{name}"
+    storage.filesystem(cfg, live_uri).copy_file(live, orphan)
+    then = (datetime.now(UTC) - age).timestamp()
+    for stored_key in (orphan, live):
+        os.utime(_backing_file(cfg, stored_key), (then, then))
+    return orphan, live
+
+
+def files_by_age(cfg: Settings, table: str, keys: list[str], live: str | None) -> pd.DataFrame:
+    """The files `keys` names that the storage still holds: path under the table's location, whether a
+    snapshot references it (only `live` does here), and its age as the storage reports it."""
+    import pandas as pd
+
+    root = storage.key(storage.location(cfg, table)) + "/"
+    stored = storage.data_files(cfg, storage.location(cfg, table))
+    now = datetime.now(UTC)
+    rows = [{"file": k.removeprefix(root), "referenced": k == live,
+             "age": str(timedelta(seconds=round((now - stored[k].modified).total_seconds())))}
+            for k in keys if k in stored]
+    return pd.DataFrame(rows, columns=["file", "referenced", "age"])
+
+
+def stored_data_files(cfg: Settings, table: str) -> set[str]:
+    """The keys of every data file the storage holds under the table now, referenced or not."""
+    return set(storage.data_files(cfg, storage.location(cfg, table)))
 
 
 def remove_orphans_now(spark: SparkSession, cfg: Settings, table: str, older_than: datetime) -> list[str]:
@@ -248,20 +285,3 @@ def remove_orphans_now(spark: SparkSession, cfg: Settings, table: str, older_tha
     while found.hasNext():
         removed.append(str(found.next()))
     return sorted(removed)
-
-
-def plant_orphan(spark: SparkSession, cfg: Settings, table: str, age: timedelta) -> tuple[Path, Path]:
-    """A copy of one of the table's live data files under a name no snapshot knows, dated `age` ago, as
-    a writer killed long ago would have left it; the live file is dated the same. Returns (orphan,
-    live): maintenance must delete the first and keep the second (file mode)."""
-    folder = table_folder(cfg, table)
-    if folder is None:
-        raise ValueError("an orphan is planted on the local file system only (WAREHOUSE=file)")
-    live = Path(urlparse(one_row(spark.sql(f"SELECT file_path FROM {table}.files WHERE content = 0 "
-                                           "ORDER BY file_path LIMIT 1")).file_path).path)
-    orphan = live.with_name(f"planted-orphan-{live.name}")
-    shutil.copyfile(live, orphan)
-    then = (datetime.now(UTC) - age).timestamp()
-    for path in (orphan, live):
-        os.utime(path, (then, then))
-    return orphan, live

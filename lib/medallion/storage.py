@@ -39,7 +39,8 @@ def key(uri: str) -> str:
     return parsed.netloc + parsed.path if parsed.scheme.startswith("s3") else parsed.path
 
 
-def _filesystem(cfg: Settings, location: str) -> fs.FileSystem:
+def filesystem(cfg: Settings, location: str) -> fs.FileSystem:
+    """The file system that holds `location`: the bucket through the S3 API, or the local one."""
     return s3_filesystem(cfg) if urlparse(location).scheme.startswith("s3") else fs.LocalFileSystem()
 
 
@@ -52,7 +53,7 @@ def data_files(cfg: Settings, location: str) -> dict[str, StoredFile]:
     """Every Parquet file under the data/ folder of the table at `location` as the storage lists it now, by key."""
     selector = fs.FileSelector(f"{key(location)}/data", recursive=True, allow_not_found=True)
     found = {}
-    for info in _filesystem(cfg, location).get_file_info(selector):
+    for info in filesystem(cfg, location).get_file_info(selector):
         if info.type == fs.FileType.File and info.path.endswith(".parquet"):
             modified = info.mtime.astimezone(UTC) if info.mtime else datetime.now(UTC)
             found[info.path] = StoredFile(info.path, info.size or 0, modified)

@@ -217,7 +217,10 @@ def require_up(cfg: Settings, names: Iterable[str] | None = None) -> None:
 
     Health is asked of the service itself, whoever started it: this stack, docker-compose or a cluster.
     """
-    down_ = [s for s in select(names, cfg) if not s.healthy(cfg)]
+    wanted = list(names) if names is not None else None
+    if wanted and cfg.warehouse == "s3" and "iceberg-rest" in wanted and "s3" not in wanted:
+        wanted.insert(wanted.index("iceberg-rest"), "s3")  # the catalog's tables live on the S3 server
+    down_ = [s for s in select(wanted, cfg) if not s.healthy(cfg)]
     if down_:
         which = ", ".join(f"{s.name} ({s.address()})" for s in down_)
         settings_ = sorted({s.env_var.split(" ")[0] for s in down_ if s.env_var})

@@ -21,9 +21,18 @@ def test_defaults_point_at_the_embedded_stack(monkeypatch: pytest.MonkeyPatch) -
     assert cfg.roman_service_url == "http://127.0.0.1:8000"
     assert cfg.flink_rest_url == "http://127.0.0.1:8081"
     assert cfg.stack_home == ROOT / ".stack"
+    assert cfg.iceberg_warehouse == "s3://warehouse/"
+    assert cfg.warehouse == "s3" and cfg.file_io_properties["s3.endpoint"] == "http://127.0.0.1:9000"
+    assert (cfg.cluster, cfg.spark_master, cfg.taskmanagers) == (False, "local[2]", 1)
+
+
+def test_file_mode_keeps_the_warehouse_under_the_stack_home_without_s3(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("STACK_HOME", "ICEBERG_WAREHOUSE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WAREHOUSE", "file")
+    cfg = settings()
     assert cfg.iceberg_warehouse == (ROOT / ".stack" / "warehouse").as_uri()
     assert (cfg.warehouse, cfg.file_io_properties) == ("file", {})
-    assert (cfg.cluster, cfg.spark_master, cfg.taskmanagers) == (False, "local[2]", 1)
 
 
 def test_environment_overrides_every_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,7 +98,7 @@ def test_cluster_mode_points_spark_at_the_standalone_master(monkeypatch: pytest.
 
 @pytest.mark.parametrize(
     ("name", "value", "needle"),
-    [("WAREHOUSE", "hdfs", "use file"), ("CLUSTER", "maybe", "use 1"), ("SPARK_MASTER", "yarn", "spark://host:port"),
+    [("WAREHOUSE", "hdfs", "use s3"), ("CLUSTER", "maybe", "use 1"), ("SPARK_MASTER", "yarn", "spark://host:port"),
      ("EVENT_SCHEMA_VERSION", "3", "use 1 .the default. or 2")],
 )
 def test_bad_modes_say_what_is_accepted(monkeypatch: pytest.MonkeyPatch, name: str, value: str, needle: str) -> None:
@@ -203,9 +212,10 @@ def test_ordinary_values_pass(monkeypatch: pytest.MonkeyPatch, name: str, value:
     settings()
 
 
-def test_the_default_warehouse_under_an_odd_stack_home_is_percent_encoded(monkeypatch: pytest.MonkeyPatch,
-                                                                           tmp_path: Path) -> None:
+def test_the_file_warehouse_under_an_odd_stack_home_is_percent_encoded(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
     monkeypatch.delenv("ICEBERG_WAREHOUSE", raising=False)
+    monkeypatch.setenv("WAREHOUSE", "file")
     monkeypatch.setenv("STACK_HOME", f"{tmp_path}/it's a stack")
     assert "%27" in settings().iceberg_warehouse
 

@@ -47,7 +47,8 @@ def test_snapshots_expire_by_age_and_count_but_never_from_a_resumable_stream_com
 
 
 def test_orphans_are_listed_through_s3fileio_in_s3_mode_and_aged_by_the_policy() -> None:
-    local = next(s for s in statements(settings(), "t.x", POLICY, NOW, False) if s.name == "maintain.orphans")
+    local = next(s for s in statements(replace(settings(), warehouse="file"), "t.x", POLICY, NOW, False)
+                 if s.name == "maintain.orphans")
     s3 = next(s for s in statements(replace(settings(), warehouse="s3"), "t.x", POLICY, NOW, False)
           if s.name == "maintain.orphans")
     assert "prefix_listing" not in local.sql and "prefix_listing => true" in s3.sql

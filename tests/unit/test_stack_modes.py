@@ -15,7 +15,7 @@ from lib.medallion.spark import spark_conf, spark_cores
 from lib.stack import require_up, services
 from lib.stack.flink import flink_config
 
-BASE = ["kafka", "roman-service", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
+BASE = ["kafka", "roman-service", "s3", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
 
 
 @pytest.fixture
@@ -31,8 +31,9 @@ def names(cfg: Settings, every_mode: bool = False) -> list[str]:
     return [s.name for s in services(cfg, every_mode)]
 
 
-def test_the_default_stack_has_no_s3_server_and_no_spark_cluster(cfg: Settings) -> None:
+def test_the_default_stack_has_the_s3_server_and_no_spark_cluster(cfg: Settings) -> None:
     assert names(cfg) == BASE
+    assert names(replace(cfg, warehouse="file")) == [n for n in BASE if n != "s3"]  # WAREHOUSE=file: none
     assert spark_conf(cfg)["spark.master"] == "local[2]"
     assert "spark.executor.memory" not in spark_conf(cfg)
 
@@ -79,3 +80,22 @@ def test_a_service_that_is_down_is_named_with_the_setting_that_points_elsewhere(
     message = str(raised.value)
     assert f"iceberg-rest (127.0.0.1:{free}) did not answer" in message and "point ICEBERG_REST_URI at" in message
     assert "KAFKA_BOOTSTRAP_SERVERS" not in message and "FLINK_REST_URL" not in message
+
+
+def test_in_s3_mode_a_job_that_needs_the_catalog_needs_the_s3_server_too() -> None:
+    """The catalog answers without the S3 server, but no table can be read or written: the server the
+    warehouse lives on is named with the catalog, and the setting that moves it."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    cfg = replace(settings(), warehouse="s3", iceberg_rest_uri=f"http://127.0.0.1:{ports[0]}",
+                  s3_endpoint=f"http://127.0.0.1:{ports[1]}")
+    with pytest.raises(StackError) as raised:
+        require_up(cfg, ["iceberg-rest"])
+    assert f"s3 (127.0.0.1:{ports[1]}), iceberg-rest (127.0.0.1:{ports[0]}) did not answer" in str(raised.value)
+    assert "S3_ENDPOINT" in str(raised.value)
+    with pytest.raises(StackError) as raised:
+        require_up(replace(cfg, warehouse="file"), ["iceberg-rest"])
+    assert "s3" not in str(raised.value).split("did not answer")[0]
