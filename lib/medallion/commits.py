@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 R = TypeVar("R")
-#: Each lost race is logged here with Iceberg's own message (notebook 06's drill 6 shows them).
+#: Each lost race is logged here with Iceberg's own message (notebook 06's drill 4 shows them).
 LOG = logging.getLogger(__name__)
 
 #: Makes Spark plan a row-level (validated) MERGE instead of an unvalidated append; never fires.

@@ -2,7 +2,7 @@
 
 The old generation holds what survived collections, so while a run holds its batch its peak follows the
 batch's size; the maximum is `spark.driver.memory` (SPARK_DRIVER_MEMORY). Read from the JVM's memory pool
-beans through py4j: no agent, no restart. The `bounded_backlog` benchmark and notebook 06's drill 9 use it.
+beans through py4j: no agent, no restart. The `bounded_backlog` benchmark and notebook 10's drill 9 use it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Airflow started for one notebook section: a home, a run history and settings of its own, stopped after.
 
-The notebooks that show Airflow (09's orchestration, 06's drill 4) start its api-server, dag-processor and
+The notebooks that show Airflow (09's orchestration, 10's drill 7) start its api-server, dag-processor and
 scheduler beside the stack, with an Airflow home under the section's own folder, so a user's Airflow
 (`make airflow-up`) and its metadata are never touched, and with the settings the section needs in the
 processes' environment (the events topic, the run history's folder, retry and sensor timings, no runs

@@ -1,4 +1,8 @@
-"""The failure drills of notebook 06: each breaks one thing for real and returns its evidence.
+"""The failure drills: each breaks one thing for real and returns its evidence.
+
+Notebook 06 runs drills 1-6, the batch layers' failures (a writer killed, a crash after a commit,
+failed runs, two runs at once, bad input, a late event); notebook 10 runs drills 7-9, the outages
+(Kafka down under Airflow, a Flink taskmanager killed, the backlog an outage leaves).
 
 A drill works on a topic of its own (`drill-<n>-<salt>`) with traffic salted the same way, so
 its figures are the same on a fresh stack and on one that ran the drills before, and the
@@ -7,8 +11,8 @@ timeline (what broke when, what the job, the scheduler or Airflow did, the recov
 read back from the services where they keep them), the figures that show what the platform did
 (counted from the tables, storage and Kafka, never from what a job reported) beside what they must
 be, the invariants that were checked, whether it recovered, and its finding in words. Drills 1 and
-4 are classes whose steps the notebook runs cell by cell, so the failure and the recovery each
-have a cell of their own; the others are one call. The notebook's last cell asserts every drill
+7 are classes whose steps the notebook runs cell by cell, so the failure and the recovery each
+have a cell of their own; the others are one call. Each notebook's last cell asserts every drill
 recovered; nbval runs it in `make test`.
 """
 from __future__ import annotations
@@ -389,7 +393,7 @@ def silver_and_gold_fail_then_retry(spark: SparkSession, cfg: Settings, salt: in
     return drill
 
 
-# 4 ------------------------------------------------------------------------------------------------
+# 7 ------------------------------------------------------------------------------------------------
 
 def _quarter(back: int) -> tuple[datetime, datetime]:
     """The quarter hour `back` quarters before the last full one: a manual Bronze DAG run's interval."""
@@ -415,7 +419,7 @@ def _span(task: dict) -> tuple[datetime, datetime]:
 
 
 class KafkaDownUnderAirflow:
-    """Drill 4 through Airflow's own scheduler, step by step: a backlog on the drill's topic, Airflow up
+    """Drill 7 through Airflow's own scheduler, step by step: a backlog on the drill's topic, Airflow up
     with the DAGs of dags/, the broker stopped, a Bronze DAG run triggered through the REST API, its three
     tries read back from the API, the one alert; the broker back, a second run landing the backlog."""
 
@@ -425,10 +429,10 @@ class KafkaDownUnderAirflow:
     def __init__(self, spark: SparkSession, cfg: Settings, salt: int, runs_dir: Path) -> None:
         self.spark = spark
         self.salt = salt
-        self.cfg = replace(drill_cfg(cfg, 4, salt), runs_dir=runs_dir / f"drill-4-{salt:x}")
+        self.cfg = replace(drill_cfg(cfg, 7, salt), runs_dir=runs_dir / f"drill-7-{salt:x}")
         # Airflow's metadata of its own (port AIRFLOW_URL), so a user's Airflow home is never touched
-        self.airflow = AirflowSession(self.cfg, runs_dir / f"drill-4-{salt:x}" / "stack", self.RETRY_DELAY_S)
-        self.drill = Drill(4, "Kafka down under Airflow", "the broker stopped while Airflow ran a Bronze DAG run")
+        self.airflow = AirflowSession(self.cfg, runs_dir / f"drill-7-{salt:x}" / "stack", self.RETRY_DELAY_S)
+        self.drill = Drill(7, "Kafka down under Airflow", "the broker stopped while Airflow ran a Bronze DAG run")
         self.manifest = _traffic(self.cfg, 500, seed=104, salt=salt)
         self.drill.at("producer", f"{self.manifest.records:,} records on the drill's topic", "the backlog")
         self.drill.expected = {"tries of the run while Kafka was down": 3, "of them failed": 3, "alerts": 1,
@@ -543,7 +547,7 @@ class KafkaDownUnderAirflow:
         ordered = {k: spans[k] for k in ("Kafka stopped",) if k in spans} | tries | \
             {k: spans[k] for k in ("catch-up run",) if k in spans}
         timeline_chart(self.drill.timeline, ordered, marks,
-                       "drill 4: Kafka down under Airflow's scheduler")
+                       "drill 7: Kafka down under Airflow's scheduler")
 
     def finish(self) -> Drill:
         drill = self.drill
@@ -556,7 +560,7 @@ class KafkaDownUnderAirflow:
         return drill
 
 
-# 5 ------------------------------------------------------------------------------------------------
+# 8 ------------------------------------------------------------------------------------------------
 
 def _stream_rows(cfg: Settings) -> int:
     """The drill topic's rows the stream has committed to its Iceberg table."""
@@ -590,10 +594,10 @@ class _Sampler:
 def flink_taskmanager_killed(spark: SparkSession, cfg: Settings, salt: int) -> Drill:
     """The stream's taskmanager SIGKILLed mid-stream: the job resumes from its checkpoint, a Spark
     Bronze run covers the records meanwhile, and both Bronze tables end with the same event_ids."""
-    drill = Drill(5, "Flink taskmanager killed", "the stream job's taskmanager SIGKILLed mid-stream")
-    cfg = drill_cfg(cfg, 5, salt)
+    drill = Drill(8, "Flink taskmanager killed", "the stream job's taskmanager SIGKILLed mid-stream")
+    cfg = drill_cfg(cfg, 8, salt)
     # One subtask per taskmanager: in cluster mode the job spans both, and the killed one holds half.
-    job = StreamJob(name=f"drill-5-{salt:x}", topic=cfg.events_topic, group_id=cfg.events_topic,
+    job = StreamJob(name=f"drill-8-{salt:x}", topic=cfg.events_topic, group_id=cfg.events_topic,
                     checkpoint_interval="2s", parallelism=cfg.taskmanagers)
     job_id = lifecycle.start(cfg, job)
     drill.at("Flink", "stream job running", f"checkpoints every {job.checkpoint_interval}")
@@ -604,7 +608,7 @@ def flink_taskmanager_killed(spark: SparkSession, cfg: Settings, salt: int) -> D
             first = _traffic(cfg, 4000, seed=105, salt=salt)
             drill.at("producer", f"{first.records:,} records on the drill's topic", "the first half")
             poll(lambda: _stream_rows(cfg), until=lambda n: n >= first.distinct_events, timeout_s=120,
-                 timed_out=lambda n: FlinkJobError(f"drill 5: the stream committed {n} of the first "
+                 timed_out=lambda n: FlinkJobError(f"drill 8: the stream committed {n} of the first "
                                                    f"{first.distinct_events} events of {cfg.events_topic} in 120 s"))
             rows_before = _stream_rows(cfg)
             drill.at("Flink", "the first half committed", f"{rows_before:,} rows in the stream table")
@@ -655,7 +659,7 @@ def flink_taskmanager_killed(spark: SparkSession, cfg: Settings, salt: int) -> D
     return drill
 
 
-# 6 ------------------------------------------------------------------------------------------------
+# 4 ------------------------------------------------------------------------------------------------
 
 def _at_once(runs: list[Callable[[SparkSession], Any]], spark: SparkSession, point: str, meet: Path) -> list[Any]:
     """Run each callable in its own thread and Spark session (its own catalog, like a second driver),
@@ -699,13 +703,21 @@ def _in_warehouse(cfg: Settings, text: str) -> str:
     return text
 
 
+def _conflict(message: str) -> tuple[str, list[str]]:
+    """Iceberg's refusal split into its words and the conflicting files it lists (a long list of paths
+    says nothing more to a reader than how many there are and what one looks like)."""
+    reason, _, listed = message.partition(": [")
+    files = [f.strip() for f in listed.split("]")[0].split(",") if f.strip()] if listed else []
+    return reason, files
+
+
 def two_runs_at_once(spark: SparkSession, cfg: Settings, salt: int, runs_dir: Path) -> Drill:
     """Two Bronze runs over the same new records, then two Silver and two Gold runs, each pair at once."""
-    drill = Drill(6, "Two runs at once", "two Bronze, two Silver and two Gold runs raced over the same rows")
-    cfg = drill_cfg(cfg, 6, salt)
+    drill = Drill(4, "Two runs at once", "two Bronze, two Silver and two Gold runs raced over the same rows")
+    cfg = drill_cfg(cfg, 4, salt)
     manifest = _traffic(cfg, 1000, seed=106, salt=salt)
     drill.at("producer", f"{manifest.records:,} records on the drill's topic")
-    meet = runs_dir / f"drill-6-{salt:x}"
+    meet = runs_dir / f"drill-4-{salt:x}"
     # The tables exist before the race, as in production: the drill races commits, not a fresh catalog's
     # first CREATEs (on a fresh stack this drill may be the first to touch Bronze).
     create_tables(spark)
@@ -726,10 +738,13 @@ def two_runs_at_once(spark: SparkSession, cfg: Settings, salt: int, runs_dir: Pa
         commits.LOG.removeHandler(refusals)
     told = [(when, *_in_warehouse(cfg, message).partition(" lost a race and starts again: ")[::2])
             for when, message in refusals.seen]
-    for when, layer, words in told:
-        drill.at(layer, "commit refused by Iceberg: lost the race, starts again", words, when)
-    drill.details["commits refused"] = pd.DataFrame([(layer, words) for _, layer, words in told],
-                                                    columns=["run", "Iceberg's message"])
+    refused = [(when, layer, *_conflict(words)) for when, layer, words in told]
+    for when, layer, reason, files in refused:
+        drill.at(layer, "commit refused by Iceberg: lost the race, starts again",
+                 f"{reason} ({len(files)} file{'s' if len(files) != 1 else ''})", when)
+    drill.details["commits refused"] = pd.DataFrame(
+        [(layer, reason, len(files), files[0] if files else "") for _, layer, reason, files in refused],
+        columns=["run", "Iceberg's message, up to its list of files", "files it names", "the first of them"])
     _refresh(spark)
     failed = [r for r in (*bronze, *silver, *gold) if isinstance(r, Exception)]
     done = [r for r in (*bronze, *silver, *gold) if not isinstance(r, Exception)]
@@ -750,7 +765,7 @@ def two_runs_at_once(spark: SparkSession, cfg: Settings, salt: int, runs_dir: Pa
     return drill
 
 
-# 7 ------------------------------------------------------------------------------------------------
+# 5 ------------------------------------------------------------------------------------------------
 
 NOT_UTF8 = b'{"event_id": "\xff\xfe\xfd", "user_id": "latin-1 phone"}'
 BAD_BURST = TrafficShape(invalid_share=0.1, malformed_share=0.1)
@@ -758,10 +773,10 @@ BAD_BURST = TrafficShape(invalid_share=0.1, malformed_share=0.1)
 
 def bad_input_burst(spark: SparkSession, cfg: Settings, salt: int) -> Drill:
     """A burst of malformed and schema-violating records, one of them not even UTF-8, among good ones."""
-    drill = Drill(7, "A burst of bad records", "10% malformed, 10% invalid, one record not UTF-8")
-    cfg = drill_cfg(cfg, 7, salt)
+    drill = Drill(5, "A burst of bad records", "10% malformed, 10% invalid, one record not UTF-8")
+    cfg = drill_cfg(cfg, 5, salt)
     manifest = _traffic(cfg, 1000, seed=107, salt=salt, shape=BAD_BURST)
-    producer = connect_producer(cfg.kafka_bootstrap_servers, "drill-7")
+    producer = connect_producer(cfg.kafka_bootstrap_servers, "drill-5")
     producer.produce(cfg.events_topic, key=b"latin-1 phone", value=NOT_UTF8, partition=0)
     producer.flush(30)
     drill.at("producer", f"{manifest.records + 1:,} records on the drill's topic",
@@ -801,17 +816,17 @@ def bad_input_burst(spark: SparkSession, cfg: Settings, salt: int) -> Drill:
     return drill
 
 
-# 8 ------------------------------------------------------------------------------------------------
+# 6 ------------------------------------------------------------------------------------------------
 
 def late_event_after_gold(spark: SparkSession, cfg: Settings, salt: int) -> Drill:
     """An event three days old arrives after Gold already ran for its day; the next Gold run corrects it."""
-    drill = Drill(8, "A late event after Gold ran", "an event 3 days old arrived after its day's Gold")
-    cfg = drill_cfg(cfg, 8, salt)
-    user = f"drill-8-{salt:x}"
+    drill = Drill(6, "A late event after Gold ran", "an event 3 days old arrived after its day's Gold")
+    cfg = drill_cfg(cfg, 6, salt)
+    user = f"drill-6-{salt:x}"
     day = (datetime.now(UTC) - timedelta(days=3)).replace(hour=12, minute=0, second=0, microsecond=0)
 
     def send(n: int, first: int) -> None:
-        producer = connect_producer(cfg.kafka_bootstrap_servers, "drill-8")
+        producer = connect_producer(cfg.kafka_bootstrap_servers, "drill-6")
         for i in range(first, first + n):
             event = handle_request("to_roman", str(i), user, event_time=day + timedelta(minutes=i))
             producer.produce(cfg.events_topic, key=event.key, value=event.to_json())

@@ -19,6 +19,7 @@ from lib.kafka import quiet_client_logs
 from lib.medallion.statements import Statement, watching
 from lib.stack.versions import versions
 from lib.traffic.client import ServiceClient
+from lib.workbook.timeline import Wrapped, wrapped
 
 if TYPE_CHECKING:
     from lib.medallion.invariants import Invariant
@@ -120,3 +121,10 @@ def evidence(checks: Iterable[Invariant]) -> pd.DataFrame:
     """Each check's figures, side by side: what a check cell prints before it asserts."""
     rows = [(check.name, figure, value) for check in checks for figure, value in check.figures.items()]
     return pd.DataFrame(rows, columns=["check", "figure", "value"]).set_index(["check", "figure"])
+
+
+def verdicts(checks: Iterable[Invariant]) -> Wrapped:
+    """Each check's verdict and the figures that must be zero, one row a check: for a notebook whose
+    point is that every invariant still holds (the figures behind them are shown where they are taught)."""
+    rows = [(check.name, "holds" if check.ok else "FAILED", check.detail) for check in checks]
+    return wrapped(pd.DataFrame(rows, columns=["check", "verdict", "what must be zero"]).set_index("check"))

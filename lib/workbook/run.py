@@ -51,7 +51,7 @@ def run_workbook(cfg: Settings) -> int:
                 rows.append((name, "ok", f"{time.monotonic() - began:.0f}s"))
             else:
                 rows.append((name, "FAILED", f"cell {outcome.failed_cell}: {outcome.error[:200]}"))
-            for drill, result in outcome.figures.get("drills", {}).items():  # notebook 06's summary table
+            for drill, result in outcome.figures.get("drills", {}).items():  # notebooks 06 and 10: their summary tables
                 rows.append((f"  drill {drill}", "ok" if result["recovered"] else "FAILED", result["evidence"][:200]))
         for check in smoke.run_all(cfg):
             rows.append((check.name, "ok" if check.ok else "FAILED", check.detail))

@@ -3,7 +3,7 @@ way `python -m lib airflow dags test …` lets an operator try one without start
 the project's runner in .venv and its sensor asks the run history.
 
 Airflow's own scheduler running the DAGs (the chain, backfills, retries and the alert) is notebook 09
-and notebook 06's drill 4, which nbval runs.
+and notebook 10's drill 7, which nbval runs.
 """
 
 from __future__ import annotations

@@ -33,3 +33,14 @@ def test_storage_keys_match_icebergs_file_paths_in_both_modes() -> None:
     assert key("s3://warehouse/bronze/t/data/a.parquet") == "warehouse/bronze/t/data/a.parquet"
     assert key("file:/srv/warehouse/bronze/t/data/a.parquet") == "/srv/warehouse/bronze/t/data/a.parquet"
     assert key("/srv/warehouse/bronze/t/data/a.parquet") == "/srv/warehouse/bronze/t/data/a.parquet"
+
+
+def test_an_iceberg_refusal_is_told_by_its_words_and_the_files_it_lists() -> None:
+    from lib.workbook.drills import _conflict
+
+    message = ("ValidationException: Found conflicting files that can contain records matching true: "
+               "[<warehouse>/bronze/dead_letter/data/a.parquet, <warehouse>/bronze/dead_letter/data/b.parquet]")
+    reason, files = _conflict(message)
+    assert reason == "ValidationException: Found conflicting files that can contain records matching true"
+    assert files == ["<warehouse>/bronze/dead_letter/data/a.parquet", "<warehouse>/bronze/dead_letter/data/b.parquet"]
+    assert _conflict("CommitFailedException: the catalog refused") == ("CommitFailedException: the catalog refused", [])

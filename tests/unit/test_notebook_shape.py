@@ -29,8 +29,8 @@ def _text(output: dict) -> str:
     return "".join("".join(p) if isinstance(p, list) else str(p) for p in parts)
 
 
-def test_there_are_nine_notebooks() -> None:
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
+def test_there_are_ten_notebooks() -> None:
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07", "08", "09", "10"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
