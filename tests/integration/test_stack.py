@@ -16,6 +16,7 @@ from lib import stack
 from lib.config import Settings
 from lib.errors import StackError
 from lib.kafka import ensure_topic
+from lib.medallion import storage
 from lib.medallion.catalog import catalog
 from lib.medallion.spark import spark_session
 from lib.stack.kafka import KafkaBroker
@@ -81,8 +82,9 @@ def test_spark_writes_iceberg_and_pyiceberg_reads_the_same_rows(live_stack: Sett
     # The commit is real: the snapshot is in the catalog and its files are in the warehouse.
     loaded = catalog(live_stack).load_table(table)
     assert loaded.current_snapshot() is not None
-    assert loaded.location().startswith("file:")
-    assert Path(loaded.location().removeprefix("file:")).exists()
+    assert loaded.location().startswith(live_stack.iceberg_warehouse.rstrip("/"))
+    stored = storage.data_files(live_stack, loaded.location())  # the bucket through the S3 API, or the folder
+    assert {storage.key(f["file_path"]) for f in loaded.inspect.files().to_pylist()} <= set(stored) and stored
     spark.sql(f"DROP TABLE {table} PURGE")
 
 
