@@ -74,7 +74,7 @@ def test_a_service_that_is_down_is_named_with_the_setting_that_points_elsewhere(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         free = probe.getsockname()[1]
-    cfg = replace(settings(), iceberg_rest_uri=f"http://127.0.0.1:{free}")
+    cfg = replace(settings(), warehouse="file", iceberg_rest_uri=f"http://127.0.0.1:{free}")  # no S3 server asked
     with pytest.raises(StackError) as raised:
         require_up(cfg, ["iceberg-rest"])
     message = str(raised.value)
