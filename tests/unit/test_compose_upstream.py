@@ -1,0 +1,77 @@
+"""docker-compose.yml against each image's own source: the facts a boot depends on, one test each.
+
+No Docker engine runs here, so each fact the file relies on is written down with where it lives
+upstream; a tag bump that changes the fact should be read against it, and a change to the file that
+breaks it fails here. Each test failed on the file before its fix.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from lib.config import ROOT
+from lib.stack.spark import WORKER_PORT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict = COMPOSE["services"]
+
+
+def _env(service: str) -> dict[str, str]:
+    return {k: str(v) for k, v in SERVICES[service].get("environment", {}).items()}
+
+
+def _volume_target(service: str, volume: str) -> str:
+    targets = [v.split(":", 1)[1] for v in SERVICES[service].get("volumes", []) if v.split(":", 1)[0] == volume]
+    assert len(targets) == 1, (service, volume, SERVICES[service].get("volumes"))
+    return targets[0]
+
+
+def _flink_properties(service: str) -> dict[str, str]:
+    lines = _env(service)["FLINK_PROPERTIES"].splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip())
+
+
+@pytest.mark.parametrize("service", ["flink-taskmanager"])
+def test_a_taskmanager_registers_under_its_container_hostname_which_its_healthcheck_looks_for(service: str) -> None:
+    """Flink 2.1 names a taskmanager `<rpc address>:<port>-<6 random hex>` unless `taskmanager.resource-id` is
+    set, which it then uses as given (flink-runtime 2.1.3, TaskManagerRunner.getTaskManagerResourceID; the
+    option in TaskManagerOptions, no default); flink-docker's entrypoint sets no `taskmanager.host`, so the
+    address is the container's IP (`taskmanager.network.bind-policy` defaults to ip), and it runs `envsubst`
+    on each FLINK_PROPERTIES value (2.1/scala_2.12-java17-ubuntu/docker-entrypoint.sh, process_flink_properties).
+    So the id is the hostname only when FLINK_PROPERTIES says `taskmanager.resource-id: ${HOSTNAME}`
+    (`$$` in compose: a literal `$`, expanded inside the container)."""
+    assert _flink_properties(service).get("taskmanager.resource-id") == "$${HOSTNAME}"
+    test = " ".join(SERVICES[service]["healthcheck"]["test"])
+    assert "/taskmanagers" in test and re.search(r"grep -q (\$\$\(hostname\)|\$\$\{HOSTNAME\})", test), test
+
+
+def test_the_catalog_keeps_its_database_where_the_fixture_user_can_write_and_on_its_volume() -> None:
+    """apache/iceberg-rest-fixture 1.10.1 runs as `iceberg` (uid 1000), created with `--create-home`, and makes
+    no data folder (apache/iceberg, docker/iceberg-rest-fixture/Dockerfile at apache-iceberg-1.10.1: useradd
+    line and `USER iceberg:iceberg`). A new named volume takes the owner of the image's folder it is mounted
+    on, and root's when the image has no such folder: the volume goes on /home/iceberg, and the SQLite file in it."""
+    uri = _env("iceberg-rest")["CATALOG_URI"]
+    assert uri.startswith("jdbc:sqlite:/"), uri
+    database = uri.removeprefix("jdbc:sqlite:")
+    home = _volume_target("iceberg-rest", "catalog-data")
+    assert home == "/home/iceberg" and database.startswith(home + "/"), (home, database)
+
+
+def test_kafka_writes_its_log_on_its_volume() -> None:
+    """apache/kafka's image writes server.properties from the KAFKA_* variables alone once any is set (its default
+    file, with log.dirs=/tmp/kraft-combined-logs, only when none is: KafkaDockerWrapper.prepareServerConfigs),
+    so without KAFKA_LOG_DIRS the broker falls back to log.dir=/tmp/kafka-logs (ServerLogConfigs.LOG_DIR_DEFAULT)
+    and the volume stays empty. /var/lib/kafka/data is the image's own VOLUME, owned by appuser
+    (docker/jvm/Dockerfile)."""
+    assert _env("kafka").get("KAFKA_LOG_DIRS") == _volume_target("kafka", "kafka-data") == "/var/lib/kafka/data"
+
+
+def test_the_spark_worker_listens_on_the_port_the_embedded_stack_uses() -> None:
+    """A standalone worker picks a random RPC port unless given `--port` or SPARK_WORKER_PORT (Spark 4.1
+    spark-standalone.md, "Starting a Cluster Manually"); the workbook's status check and its error messages
+    name lib.stack.spark.WORKER_PORT."""
+    command = [str(c) for c in SERVICES["spark-worker"]["command"]]
+    assert command[command.index("--port") + 1] == str(WORKER_PORT)
