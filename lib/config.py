@@ -53,6 +53,9 @@ SPARK_DRIVER_MEMORY = ("SPARK_DRIVER_MEMORY", "2g")
 # Cluster mode: `stack up` also starts a Spark standalone master and worker and a second Flink
 # taskmanager, and the layer jobs run on the Spark cluster instead of in-process (local[2]).
 CLUSTER = ("CLUSTER", "0")
+# Who runs the services: `embedded` (the default) starts and stops them as local processes; `external`
+# (docker-compose, a real cluster) starts and stops none, and only checks that each one answers.
+STACK = ("STACK", "embedded")
 # Where Spark jobs run: empty means local[2], or spark://127.0.0.1:7077 in cluster mode; any
 # spark:// URL points the jobs at a real cluster (with its web UI at SPARK_MASTER_WEBUI_URL).
 SPARK_MASTER = ("SPARK_MASTER", "")
@@ -171,6 +174,7 @@ class Settings:
     s3_secret_access_key: str = "workbook-secret"
     s3_region: str = "us-east-1"
     cluster: bool = False
+    external: bool = False  # STACK=external: the services run elsewhere; nothing is started or stopped here
     spark_master: str = "local[2]"
     spark_master_webui_url: str = "http://127.0.0.1:8080"
     spark_driver_host: str = "127.0.0.1"
@@ -392,6 +396,10 @@ def settings() -> Settings:
         raise ConfigError(
             f"CLUSTER={cluster!r}: use 1 (Spark standalone and two Flink taskmanagers) or 0 (the default)")
     clustered = cluster in ("1", "true", "yes")
+    who = _env(STACK).lower()
+    if who not in ("embedded", "external"):
+        raise ConfigError(f"STACK={who!r}: use embedded (the default: this workbook starts the services as local "
+                          "processes) or external (they run elsewhere, docker-compose or a cluster: only checked)")
     master = _env(SPARK_MASTER) or (CLUSTER_SPARK_MASTER if clustered else "local[2]")
     if not (master.startswith("local") or master.startswith("spark://")):
         raise ConfigError(f"SPARK_MASTER={master!r}: use local[N] or spark://host:port (a standalone master)")
@@ -430,6 +438,7 @@ def settings() -> Settings:
         s3_secret_access_key=_env(S3_SECRET_ACCESS_KEY),
         s3_region=_env(S3_REGION),
         cluster=clustered,
+        external=who == "external",
         spark_master=master,
         spark_master_webui_url=_env(SPARK_MASTER_WEBUI_URL).rstrip("/"),
         spark_driver_host=_env(SPARK_DRIVER_HOST),
@@ -480,6 +489,9 @@ DESCRIPTIONS = {
                                '`"delivery": "undelivered"` in `runs/alerts.log`',
     "RUNS_DIR": "executed notebooks, run history, alerts log, scheduler lock",
     "SPARK_DRIVER_MEMORY": "the Spark driver's memory (`spark.driver.memory`)",
+    "STACK": "`embedded`: `stack up` starts the services as local processes and `stack down` stops them; "
+             "`external`: they run elsewhere (docker-compose, a cluster), nothing is started or stopped, each "
+             "service is only asked whether it answers",
     "CLUSTER": "`1` adds a Spark standalone master and worker and a second Flink taskmanager, and the layer jobs "
                "run on the Spark cluster instead of in-process",
     "SPARK_MASTER": f"where Spark jobs run: empty means `local[2]`, or `{CLUSTER_SPARK_MASTER}` with `CLUSTER=1`; "

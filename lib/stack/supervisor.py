@@ -128,6 +128,9 @@ def up(cfg: Settings, names: Iterable[str] | None = None, timeout: float = HEALT
     started are stopped again, so a failed `up` leaves no half-started stack behind.
     """
     chosen = select(names, cfg)
+    if cfg.external:  # someone else runs them: ask each one, start none
+        require_up(cfg, [s.name for s in chosen])
+        return {s.name: "answers (STACK=external)" for s in chosen}
     major = java_major(cfg.java)
     if major < MIN_JAVA:
         raise StackError(f"Java {major} found; the stack needs Java {MIN_JAVA}+. Install a newer JDK or set JAVA_HOME.")
@@ -159,6 +162,8 @@ def up(cfg: Settings, names: Iterable[str] | None = None, timeout: float = HEALT
 
 def down(cfg: Settings, names: Iterable[str] | None = None) -> dict[str, str]:
     """Stop the services (all by default, in reverse order) and check their ports are free."""
+    if cfg.external:
+        _refuse_external(cfg, "stop", [s.name for s in select(names, cfg)])
     report: dict[str, str] = {}
     stopped: list[Service] = []
     this_mode = {s.name for s in services(cfg)}
@@ -207,8 +212,18 @@ def memory_bytes(cfg: Settings) -> dict[str, int]:
     return {name: proc.memory_bytes() for name, proc in processes.items() if proc.pid() is not None}
 
 
+def _refuse_external(cfg: Settings, verb: str, names: list[str]) -> None:
+    """With STACK=external the services are not this workbook's to stop: say so, and how to by hand."""
+    raise StackError(f"STACK=external: {', '.join(names)} run elsewhere, so this workbook cannot {verb} them. "
+                     f"Do it where they run (with docker-compose: `docker compose stop {' '.join(names)}`), "
+                     "or run this step on the embedded stack (STACK=embedded).")
+
+
 def running(cfg: Settings) -> set[str]:
-    """The services whose process this stack started and that still run (in any mode)."""
+    """The services whose process this stack started and that still run (in any mode); none with
+    STACK=external."""
+    if cfg.external:
+        return set()
     return {s.name for s in services(cfg, every_mode=True) if s.process(cfg).pid() is not None}
 
 
@@ -246,6 +261,8 @@ def kill(cfg: Settings, name: str) -> int:
     No shutdown hook runs: a killed taskmanager leaves its Flink job to the jobmanager's restart
     strategy, which resumes from the latest checkpoint once a taskmanager is back.
     """
+    if cfg.external:
+        _refuse_external(cfg, "kill", [name])
     pid = select([name], cfg)[0].process(cfg).pid()
     if pid is None:
         raise StackError(f"{name} is not running under this stack; start it with `python -m lib stack up`")

@@ -110,3 +110,10 @@ def test_airflow_runs_as_its_own_compose_file_does_with_the_dags_mounted() -> No
     assert env["AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG"] == "1"
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == COMPOSE["x-workbook-env"]["KAFKA_BOOTSTRAP_SERVERS"]
     assert SERVICES["airflow-apiserver"]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in SERVICES.items() if "CLUSTER" in s.get("environment", {})))
+def test_every_project_container_treats_the_stack_as_external(name: str) -> None:
+    """In a container the services are the other containers: a notebook's `setup` must not try to start an
+    embedded Kafka (binding kafka:19092 there fails with EADDRNOTAVAIL), only ask each service."""
+    assert SERVICES[name]["environment"]["STACK"] == "external"

@@ -12,7 +12,7 @@ from lib.config import Settings, settings
 from lib.errors import StackError
 from lib.medallion.bronze import read_statement
 from lib.medallion.spark import spark_conf, spark_cores
-from lib.stack import require_up, services
+from lib.stack import down, kill, require_up, running, services, up
 from lib.stack.flink import flink_config
 
 BASE = ["kafka", "roman-service", "s3", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
@@ -99,3 +99,38 @@ def test_in_s3_mode_a_job_that_needs_the_catalog_needs_the_s3_server_too() -> No
     with pytest.raises(StackError) as raised:
         require_up(replace(cfg, warehouse="file"), ["iceberg-rest"])
     assert "s3" not in str(raised.value).split("did not answer")[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_stack_external_is_read_from_the_environment_and_a_typo_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STACK", "External")
+    assert settings().external
+    monkeypatch.setenv("STACK", "compose")
+    with pytest.raises(ValueError, match=r"STACK='compose': use embedded .* or external"):
+        settings()
+    monkeypatch.delenv("STACK")
+    assert not settings().external
+
+
+def test_an_external_stack_is_only_asked_never_started(cfg: Settings) -> None:
+    """`stack up` with STACK=external starts nothing (no pid file, no log) and names what did not answer."""
+    outside = replace(cfg, external=True, warehouse="file", kafka_bootstrap_servers=f"127.0.0.1:{_free_port()}")
+    with pytest.raises(StackError) as raised:
+        up(outside, ["kafka"], quiet=True)
+    assert f"kafka (127.0.0.1:{outside.kafka_address.port}) did not answer" in str(raised.value)
+    assert not list(cfg.stack_home.glob("run/*.pid")) and not list(cfg.stack_home.glob("logs/*"))
+    assert running(outside) == set()
+
+
+@pytest.mark.parametrize("step", ["down", "kill"])
+def test_an_external_stack_is_never_stopped_and_the_message_says_how_by_hand(cfg: Settings, step: str) -> None:
+    outside = replace(cfg, external=True)
+    with pytest.raises(StackError) as raised:
+        down(outside, ["kafka"]) if step == "down" else kill(outside, "kafka")
+    message = str(raised.value)
+    assert "STACK=external" in message and "docker compose stop kafka" in message and "STACK=embedded" in message
