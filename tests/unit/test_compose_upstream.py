@@ -75,3 +75,50 @@ def test_the_spark_worker_listens_on_the_port_the_embedded_stack_uses() -> None:
     name lib.stack.spark.WORKER_PORT."""
     command = [str(c) for c in SERVICES["spark-worker"]["command"]]
     assert command[command.index("--port") + 1] == str(WORKER_PORT)
+
+
+def _flat(tree: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return out
+
+
+def test_flink_in_compose_checkpoints_and_restarts_as_the_embedded_stack_does_with_its_state_in_the_bucket() -> None:
+    """The stream's guarantees rest on its checkpoints (and stop-with-savepoint on a savepoint dir): the
+    embedded config's checkpointing, state backend and restart strategy, key by key, with the directories
+    in the bucket, the one place the jobmanager and every taskmanager reach (lib/stack/flink.py flink_config)."""
+    from lib.config import settings
+    from lib.stack.flink import flink_config
+
+    embedded = _flat(flink_config(settings()))
+    wanted = {k: v for k, v in embedded.items() if k.startswith(("execution.checkpointing.", "state.backend.",
+                                                                  "restart-strategy."))}
+    composed = _flink_properties("flink-jobmanager")
+    assert composed == _flink_properties("flink-taskmanager")
+    for key, value in wanted.items():
+        assert key in composed, key
+        if key.endswith("dir"):
+            assert composed[key].startswith("s3://$${S3_BUCKET}/flink/"), (key, composed[key])
+        else:
+            assert composed[key] == value, (key, composed[key], value)
+
+
+def test_flink_reads_the_bucket_through_the_s3_plugin_of_its_own_version_with_variables_it_has() -> None:
+    """flink-docker's entrypoint links each jar ENABLE_BUILT_IN_PLUGINS names from opt/ into plugins/ and exits
+    ("Plugin ... does not exist") when opt/ lacks it (docker-entrypoint.sh, copy_plugins_if_required); the
+    distribution's opt/ holds flink-s3-fs-presto-<its version>.jar. Each `$${VAR}` in FLINK_PROPERTIES is
+    expanded by envsubst inside the container, so the container must have VAR (HOSTNAME is Docker's own)."""
+    base = next(line for line in (ROOT / "docker" / "flink" / "Dockerfile").read_text().splitlines()
+                if line.startswith("FROM flink:"))
+    version = base.split(":", 1)[1].split("-", 1)[0]
+    for service in ("flink-jobmanager", "flink-taskmanager"):
+        env = _env(service)
+        assert env["ENABLE_BUILT_IN_PLUGINS"] == f"flink-s3-fs-presto-{version}.jar"
+        used = set(re.findall(r"\$\$\{(\w+)\}", env["FLINK_PROPERTIES"]))
+        assert used - {"HOSTNAME"} <= set(env), used - set(env)
+        props = _flink_properties(service)
+        assert props["s3.path.style.access"] == "true" and props["s3.endpoint"] == "$${S3_ENDPOINT}"
