@@ -63,6 +63,9 @@ CLUSTER_SPARK_MASTER = "spark://127.0.0.1:7077"  # the master cluster mode start
 SPARK_MASTER_WEBUI_URL = ("SPARK_MASTER_WEBUI_URL", "http://127.0.0.1:8080")
 # The address executors reach the driver at (the notebook's process): its host name in a container.
 SPARK_DRIVER_HOST = ("SPARK_DRIVER_HOST", "127.0.0.1")
+# The Python the executors run the UDFs on: empty means the driver's own, right when both share a machine
+# (local mode, the embedded cluster); in containers, the worker image's interpreter.
+SPARK_EXECUTOR_PYTHON = ("SPARK_EXECUTOR_PYTHON", "")
 SPARK_SHUFFLE_PARTITIONS = ("SPARK_SHUFFLE_PARTITIONS", "4")
 JAVA_HOME = ("JAVA_HOME", "")
 # Seconds the service waits for Kafka to acknowledge an event before it answers 503.
@@ -178,6 +181,7 @@ class Settings:
     spark_master: str = "local[2]"
     spark_master_webui_url: str = "http://127.0.0.1:8080"
     spark_driver_host: str = "127.0.0.1"
+    spark_executor_python: str = ""
     airflow_venv: Path = ROOT / ".venv-airflow"
     airflow_url: str = "http://127.0.0.1:8088"
     alert_webhook_timeout_s: float = 10.0
@@ -442,6 +446,7 @@ def settings() -> Settings:
         spark_master=master,
         spark_master_webui_url=_env(SPARK_MASTER_WEBUI_URL).rstrip("/"),
         spark_driver_host=_env(SPARK_DRIVER_HOST),
+        spark_executor_python=_env(SPARK_EXECUTOR_PYTHON),
         airflow_venv=Path(_env(AIRFLOW_VENV)).resolve(),
         airflow_url=_env(AIRFLOW_URL).rstrip("/"),
         workbook_python=_env(WORKBOOK_PYTHON),
@@ -499,6 +504,8 @@ DESCRIPTIONS = {
     "SPARK_MASTER_WEBUI_URL": "the Spark master's web UI",
     "SPARK_DRIVER_HOST": "the address executors reach the driver at (the notebook's process): its host name in a "
                          "container",
+    "SPARK_EXECUTOR_PYTHON": "the interpreter Spark's executors run Python UDFs on; empty: the driver's own (the "
+                             "same machine); in containers, the worker image's (it must have the same packages)",
     "SPARK_SHUFFLE_PARTITIONS": "`spark.sql.shuffle.partitions`",
     "JAVA_HOME": "empty: the `java` on PATH",
     "SERVICE_ACK_TIMEOUT_S": "seconds the service waits for Kafka to acknowledge an event before it answers 503",

@@ -53,8 +53,9 @@ def spark_conf(cfg: Settings) -> dict[str, str]:
     return {
         "spark.master": cfg.spark_master,
         **executors,
-        # Python workers (UDFs) run on this interpreter, the one with pandas and lib on its path.
-        "spark.pyspark.python": sys.executable,
+        # Python workers (UDFs) run on this interpreter, the one with pandas and lib on its path; on workers
+        # in other containers, on theirs (SPARK_EXECUTOR_PYTHON).
+        "spark.pyspark.python": cfg.spark_executor_python or sys.executable,
         "spark.pyspark.driver.python": sys.executable,
         "spark.jars": ",".join(str(j) for j in jars),
         "spark.driver.memory": cfg.spark_driver_memory,

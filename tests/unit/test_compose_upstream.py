@@ -122,3 +122,23 @@ def test_flink_reads_the_bucket_through_the_s3_plugin_of_its_own_version_with_va
         assert used - {"HOSTNAME"} <= set(env), used - set(env)
         props = _flink_properties(service)
         assert props["s3.path.style.access"] == "true" and props["s3.endpoint"] == "$${S3_ENDPOINT}"
+
+
+@pytest.mark.parametrize("service", ["jupyter", "airflow-scheduler"])
+def test_a_container_that_runs_spark_drivers_advertises_its_own_name_to_the_executors(service: str) -> None:
+    """Executors on the worker connect back to the driver at `spark.driver.host` (Spark 4.1 configuration.md;
+    lib/medallion/spark.py sets it and the bind address from SPARK_DRIVER_HOST), 127.0.0.1 unless told: the
+    kernel in jupyter, and each task of Airflow's LocalExecutor, which runs inside the scheduler's container."""
+    assert _env(service).get("SPARK_DRIVER_HOST") == service
+
+
+def test_the_executors_run_python_udfs_on_the_worker_images_own_interpreter() -> None:
+    """The driver names the executors' Python (`spark.pyspark.python`); the driver in Airflow's image runs
+    /opt/workbook/bin/python, which the worker's image lacks. The worker runs the workbook image, built FROM
+    the official python image, whose interpreter is /usr/local/bin/python (docker-library/python)."""
+    worker = SERVICES["spark-worker"]["build"]["dockerfile"]
+    base = next(line for line in (ROOT / worker).read_text().splitlines() if line.startswith("FROM "))
+    assert base.startswith("FROM python:3.11"), base
+    for name, spec in SERVICES.items():
+        if "SPARK_MASTER" in spec.get("environment", {}):
+            assert _env(name)["SPARK_EXECUTOR_PYTHON"] == "/usr/local/bin/python", name

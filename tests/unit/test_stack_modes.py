@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -134,3 +135,10 @@ def test_an_external_stack_is_never_stopped_and_the_message_says_how_by_hand(cfg
         down(outside, ["kafka"]) if step == "down" else kill(outside, "kafka")
     message = str(raised.value)
     assert "STACK=external" in message and "docker compose stop kafka" in message and "STACK=embedded" in message
+
+
+def test_executors_run_udfs_on_the_drivers_python_unless_told_another(cfg: Settings) -> None:
+    assert spark_conf(cfg)["spark.pyspark.python"] == sys.executable
+    there = replace(cfg, spark_executor_python="/usr/local/bin/python")
+    assert spark_conf(there)["spark.pyspark.python"] == "/usr/local/bin/python"
+    assert spark_conf(there)["spark.pyspark.driver.python"] == sys.executable
