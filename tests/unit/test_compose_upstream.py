@@ -142,3 +142,17 @@ def test_the_executors_run_python_udfs_on_the_worker_images_own_interpreter() ->
     for name, spec in SERVICES.items():
         if "SPARK_MASTER" in spec.get("environment", {}):
             assert _env(name)["SPARK_EXECUTOR_PYTHON"] == "/usr/local/bin/python", name
+
+
+def test_airflow_tasks_find_the_workbook_kernel_in_the_environment_that_runs_them() -> None:
+    """papermill starts the kernel named in the notebook (`roman-workbook`) through jupyter_client, which looks
+    in `sys.prefix/share/jupyter/kernels` of the interpreter it runs in: the tasks run WORKBOOK_PYTHON, so
+    the Airflow image must register the kernel with that interpreter, and what it copies must import alone."""
+    text = (ROOT / "docker" / "airflow" / "Dockerfile").read_text()
+    python = re.search(r"WORKBOOK_PYTHON=(\S+)", text).group(1)
+    assert f"{python} -c \"from lib.jobs.kernel import install" in text
+    copied = re.findall(r"^COPY (lib/\S+(?: lib/\S+)*) ", text, re.MULTILINE)
+    files = {f for line in copied for f in line.split()}
+    assert {"lib/__init__.py", "lib/jobs/__init__.py", "lib/jobs/kernel.py"} <= files
+    imports = re.findall(r"^(?:from|import) (\S+)", (ROOT / "lib" / "jobs" / "kernel.py").read_text(), re.MULTILINE)
+    assert all(not name.startswith("lib") for name in imports), imports  # the standard library only
