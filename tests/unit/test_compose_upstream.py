@@ -8,6 +8,7 @@ breaks it fails here. Each test failed on the file before its fix.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -156,3 +157,13 @@ def test_airflow_tasks_find_the_workbook_kernel_in_the_environment_that_runs_the
     assert {"lib/__init__.py", "lib/jobs/__init__.py", "lib/jobs/kernel.py"} <= files
     imports = re.findall(r"^(?:from|import) (\S+)", (ROOT / "lib" / "jobs" / "kernel.py").read_text(), re.MULTILINE)
     assert all(not name.startswith("lib") for name in imports), imports  # the standard library only
+
+
+def test_the_container_that_runs_airflow_tasks_waits_for_the_execution_api() -> None:
+    """In Airflow 3 a task talks to the api-server's execution API from its start (the task SDK's client at
+    `[core] execution_api_server_url`); Airflow's own compose file makes the component that runs tasks (its
+    Celery worker) wait for the api-server's health. Here the LocalExecutor runs them in the scheduler."""
+    env = _env("airflow-scheduler")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    api = urlparse(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).hostname
+    assert SERVICES["airflow-scheduler"]["depends_on"][api] == {"condition": "service_healthy"}
