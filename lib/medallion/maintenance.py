@@ -252,8 +252,9 @@ def files_by_age(cfg: Settings, table: str, keys: list[str], live: str | None) -
     snapshot references it (only `live` does here), and its age as the storage reports it."""
     import pandas as pd
 
-    root = storage.key(storage.location(cfg, table)) + "/"
-    stored = storage.data_files(cfg, storage.location(cfg, table))
+    location = storage.location(cfg, table)
+    root = storage.key(location) + "/"
+    stored = storage.data_files(cfg, location)
     now = datetime.now(UTC)
     rows = [{"file": k.removeprefix(root), "referenced": k == live,
              "age": str(timedelta(seconds=round((now - stored[k].modified).total_seconds())))}
