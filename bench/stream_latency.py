@@ -27,6 +27,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench import services
+from lib import stack
 from lib.config import Settings, settings
 from lib.kafka import ensure_topic
 from lib.medallion.catalog import catalog
@@ -48,8 +49,7 @@ SERVICES = ["kafka", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
 
 def main() -> dict:
     cfg = settings()
-    storage = ["s3"] if cfg.warehouse == "s3" else []  # the warehouse's server, before the catalog
-    with services(cfg, [SERVICES[0], *storage, *SERVICES[1:]]):
+    with services(cfg, stack.with_storage(cfg, SERVICES)):
         return _measure(cfg)
 
 

@@ -13,7 +13,8 @@ from lib.stack.supervisor import (
     services,
     status,
     up,
+    with_storage,
 )
 
 __all__ = ["ServiceStatus", "down", "format_status", "kill", "memory_bytes", "require_up", "running", "select",
-           "services", "status", "up"]
+           "services", "status", "up", "with_storage"]

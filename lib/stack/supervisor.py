@@ -227,15 +227,21 @@ def running(cfg: Settings) -> set[str]:
     return {s.name for s in services(cfg, every_mode=True) if s.process(cfg).pid() is not None}
 
 
+def with_storage(cfg: Settings, names: Iterable[str] | None) -> list[str] | None:
+    """`names` with the S3 server before the catalog when the catalog is among them in S3 mode: its tables'
+    files live there, so whatever needs the catalog needs it too. None (every service) stays None."""
+    wanted = list(names) if names is not None else None
+    if wanted and cfg.warehouse == "s3" and "iceberg-rest" in wanted and "s3" not in wanted:
+        wanted.insert(wanted.index("iceberg-rest"), "s3")
+    return wanted
+
+
 def require_up(cfg: Settings, names: Iterable[str] | None = None) -> None:
     """Raise a StackError that says how to start the stack when any (named) service is down.
 
     Health is asked of the service itself, whoever started it: this stack, docker-compose or a cluster.
     """
-    wanted = list(names) if names is not None else None
-    if wanted and cfg.warehouse == "s3" and "iceberg-rest" in wanted and "s3" not in wanted:
-        wanted.insert(wanted.index("iceberg-rest"), "s3")  # the catalog's tables live on the S3 server
-    down_ = [s for s in select(wanted, cfg) if not s.healthy(cfg)]
+    down_ = [s for s in select(with_storage(cfg, names), cfg) if not s.healthy(cfg)]
     if down_:
         which = ", ".join(f"{s.name} ({s.address()})" for s in down_)
         settings_ = sorted({s.env_var.split(" ")[0] for s in down_ if s.env_var})
