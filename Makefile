@@ -21,6 +21,12 @@ KERNEL := $(VENV)/share/jupyter/kernels/roman-workbook/kernel.json
 JARS_STAMP := build/jars/.fetched
 BOMBARDIER := build/bin/bombardier
 BOMBARDIER_VERSION := v1.2.6
+# The linters of the compose path, built from the Go module proxy like bombardier.
+ACTIONLINT := build/bin/actionlint
+ACTIONLINT_VERSION := v1.7.12
+DOCKER_COMPOSE := build/bin/docker-compose
+COMPOSE_VERSION := v5.6.0
+WORKFLOWS := $(wildcard .github/workflows/*.yml)
 
 # nbval runs each notebook on the workbook's own kernel (lib/jobs/kernel.py), the one papermill uses.
 NBVAL := --nbval --nbval-kernel-name roman-workbook --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
@@ -124,9 +130,25 @@ $(BOMBARDIER):
 	@command -v go >/dev/null || { echo "go not found: the service benchmark builds bombardier with Go 1.21+"; exit 1; }
 	GOBIN=$(CURDIR)/build/bin go install github.com/codesenberg/bombardier@$(BOMBARDIER_VERSION)
 
-lint: $(VENV)/.installed ## ruff over lib/, dags/, tests/, bench/ and the notebooks; docker-compose.yml against the compose spec; lib/'s layers; mypy
+# Without shellcheck and pyflakes (-shellcheck= -pyflakes=): the same findings on every machine.
+$(ACTIONLINT):
+	@command -v go >/dev/null || { echo "go not found: make lint builds actionlint with Go 1.25+"; exit 1; }
+	GOBIN=$(CURDIR)/build/bin go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+# Compose's own CLI: `config` loads, interpolates and validates the file with no Docker engine. `go install`
+# refuses the module (its go.mod has exclude directives), so it builds inside the module the proxy serves.
+$(DOCKER_COMPOSE):
+	@command -v go >/dev/null || { echo "go not found: make lint builds the docker compose CLI with Go 1.26.8+"; exit 1; }
+	cd "$$(go mod download -json github.com/docker/compose/v5@$(COMPOSE_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p')" \
+	  && go build -trimpath -ldflags "-X github.com/docker/compose/v5/internal.Version=$(COMPOSE_VERSION)" \
+	  -o $(CURDIR)/$(DOCKER_COMPOSE) ./cmd
+
+lint: $(VENV)/.installed $(ACTIONLINT) $(DOCKER_COMPOSE) ## ruff; compose by its schema and its own CLI; the workflows by actionlint and their schema; lib/'s layers; mypy
 	$(VENV)/bin/ruff check $(wildcard lib dags tests bench notebooks) conftest.py
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(DOCKER_COMPOSE) --env-file .env.example -f docker-compose.yml config -q
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows $(WORKFLOWS)
+	$(ACTIONLINT) -shellcheck= -pyflakes= $(WORKFLOWS)
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy
 

@@ -37,6 +37,10 @@ SECRETS: dict[str, Callable[[], str]] = {
 MIN_LENGTH = {"AIRFLOW_JWT_SECRET": 64}
 # Copied from the example as they are: settings, not secrets.
 SETTINGS = frozenset({"S3_BUCKET", "EVENT_SCHEMA_VERSION"})
+# Facts of the machine that writes .env: the uid the Airflow and JupyterLab containers run as (with group 0,
+# as Airflow's own compose file does), so what they write into the checkout belongs to whoever cloned it.
+MACHINE: dict[str, Callable[[], str]] = {"AIRFLOW_UID": lambda: str(os.getuid())}
+DRAWN = {**SECRETS, **MACHINE}  # what `write` does not copy from the example
 
 FIX = "run `make env` (`make env FORCE=1` replaces an existing .env), then start the stack again"
 
@@ -69,15 +73,17 @@ def read(path: Path, fix: str) -> str:
 def example_values(example: Path = EXAMPLE) -> dict[str, str]:
     """The example's values; every variable in it must be a known secret or setting, so none is copied by mistake."""
     values = parse(read(example, f"restore it (`git checkout -- {example.name}`)"))
-    unknown = sorted(set(values) - set(SECRETS) - SETTINGS)
+    unknown = sorted(set(values) - set(SECRETS) - SETTINGS - set(MACHINE))
     if unknown:
         raise ConfigError(f"{example.name} sets {', '.join(unknown)}, which lib/envfile.py does not know: add each "
-                          "to SECRETS (random in .env) or SETTINGS (copied as it is) there.")
+                          "to SECRETS (random in .env), MACHINE (read from this machine) or SETTINGS (copied as "
+                          "it is) there.")
     return values
 
 
-def render(example_text: str, draw: Mapping[str, Callable[[], str]] = SECRETS) -> str:
-    """The example's lines with each secret's value drawn anew; its opening comment replaced by one saying so."""
+def render(example_text: str, draw: Mapping[str, Callable[[], str]] = DRAWN) -> str:
+    """The example's lines with each secret drawn anew and each machine fact read; its opening comment replaced by
+    one saying so."""
     lines = example_text.splitlines()
     while lines and lines[0].startswith("#"):
         lines.pop(0)

@@ -75,6 +75,26 @@ def flink_environment(cfg: Settings) -> dict[str, str]:
     return env
 
 
+def client_environment(cfg: Settings) -> dict[str, str]:
+    """flink_environment for a PyFlink client, with conf/ and lib/ written first where no cluster of this stack
+    wrote them (STACK=external: a container's empty STACK_HOME). PyFlink builds its classpath from FLINK_LIB_DIR:
+    without the connector jars there, a job's Kafka and Iceberg tables have no factory."""
+    home = flink_dir(cfg)
+    if not (home / "conf" / "config.yaml").exists() or not any((home / "lib").glob("*.jar")):
+        write_flink_conf(cfg, client_only=cfg.external)
+    return flink_environment(cfg)
+
+
+def client_only_config(cfg: Settings) -> dict:
+    """config.yaml for a client of a cluster that runs elsewhere: where its REST API is and the Python that
+    compiles the job. Nothing the client sets reaches the job as a path on this machine (checkpoints,
+    savepoints, the workers' Python): the cluster's own configuration decides those."""
+    addr = cfg.flink_address
+    return {"rest": {"address": addr.host, "port": addr.port},
+            "python": {"client": {"executable": str(cfg.flink_venv / "bin" / "python")}},
+            "env": {"java": {"opts": {"all": _JAVA_OPTS}}}}
+
+
 def _yaml(value: object, indent: int = 0) -> str:
     pad = "  " * indent
     if isinstance(value, dict):
@@ -153,8 +173,9 @@ def flink_config(cfg: Settings) -> dict:
     }
 
 
-def write_flink_conf(cfg: Settings) -> Path:
-    """Write conf/ and lib/ under STACK_HOME/flink; returns the conf folder."""
+def write_flink_conf(cfg: Settings, client_only: bool = False) -> Path:
+    """Write conf/ and lib/ under STACK_HOME/flink (the cluster's, or a client's of a cluster elsewhere);
+    returns the conf folder."""
     pyflink = flink_home(cfg)
     home = flink_dir(cfg)
     conf = home / "conf"
@@ -163,7 +184,7 @@ def write_flink_conf(cfg: Settings) -> Path:
     for item in (pyflink / "conf").iterdir():
         if item.is_file() and item.name != "config.yaml" and item.name not in ("masters", "workers"):
             shutil.copy2(item, conf / item.name)
-    (conf / "config.yaml").write_text(_yaml(flink_config(cfg)))
+    (conf / "config.yaml").write_text(_yaml(client_only_config(cfg) if client_only else flink_config(cfg)))
     (conf / "masters").write_text(f"{cfg.flink_address}\n")
     (conf / "workers").write_text(f"{cfg.flink_address.host}\n")
     # Foreground scripts write pid files they never remove; stale ones would shift log names.

@@ -32,7 +32,7 @@ from lib.kafka import committed_offsets, end_offsets
 from lib.medallion.catalog import catalog, keep_raw_payload
 from lib.medallion.tables import BRONZE_EVENTS
 from lib.plumbing.waits import poll
-from lib.stack.flink import flink_environment
+from lib.stack.flink import client_environment
 from lib.stream.job import JOB_NAME, STREAM_DEAD_LETTER, STREAM_EVENTS, STREAM_TABLES, StreamJob, statements
 from lib.stream.rest import ACTIVE_STATES, FlinkRest
 
@@ -80,7 +80,7 @@ def submit_sql(cfg: Settings, statements: list[str], job_name: str, parallelism:
     proc = subprocess.run(
         [str(python), "-m", "lib.stream.submit"],
         input=json.dumps(request), capture_output=True, text=True, cwd=ROOT,
-        env={**env, **flink_environment(cfg)}, timeout=SUBMIT_TIMEOUT_S, check=False,
+        env={**env, **client_environment(cfg)}, timeout=SUBMIT_TIMEOUT_S, check=False,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:

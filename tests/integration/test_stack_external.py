@@ -13,13 +13,21 @@ import os
 import random
 import subprocess
 import sys
+import uuid
+from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
 from lib import stack
 from lib.config import ROOT, Settings
 from lib.jobs.kernel import KERNEL_NAME
+from lib.kafka import ensure_topic
+from lib.stack.flink import flink_config
+from lib.stream import lifecycle
+from lib.stream.job import StreamJob
+from lib.stream.rest import FlinkRest
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +86,23 @@ def test_external_mode_names_a_stopped_kafka_with_its_address(live_stack: Settin
         assert "kafka" not in stack.running(live_stack)
     finally:
         stack.up(live_stack, quiet=True)
+
+
+def test_external_mode_submits_the_stream_from_a_stack_home_no_flink_of_its_own_wrote(live_stack: Settings,
+                                                                                      tmp_path: Path) -> None:
+    """A container's PyFlink client has no cluster config or lib folder of this stack: the submission writes a
+    client-only one (the connectors on its classpath) and the job runs on the cluster with the cluster's own
+    checkpoint storage."""
+    external = replace(live_stack, stack_home=tmp_path, external=True)
+    topic = f"test-external-{uuid.uuid4().hex[:8]}"
+    ensure_topic(live_stack.kafka_bootstrap_servers, topic, 1)
+    flink = FlinkRest(live_stack)
+    job = StreamJob(name=f"external-{topic}", topic=topic, group_id=topic, checkpoint_interval="2s")
+    job_id = lifecycle.start(external, job, fresh=True)
+    try:
+        assert flink.job(job_id)["state"] == "RUNNING"
+        checkpoint = urlparse(flink.wait_for_checkpoint(job_id)["external_path"]).path
+        assert checkpoint.startswith(urlparse(flink_config(live_stack)["execution"]["checkpointing"]["dir"]).path)
+    finally:
+        flink.cancel(job_id)
+    assert _started_in(tmp_path) == []

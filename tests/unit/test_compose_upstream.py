@@ -30,6 +30,12 @@ def _volume_target(service: str, volume: str) -> str:
     return targets[0]
 
 
+def _stages(dockerfile: str) -> list[str]:
+    """The image each stage of a Dockerfile starts FROM, in order (the last is the image's base)."""
+    text = (ROOT / dockerfile).read_text()
+    return re.findall(r"^FROM (\S+)", text, re.MULTILINE)
+
+
 def _flink_properties(service: str) -> dict[str, str]:
     lines = _env(service)["FLINK_PROPERTIES"].splitlines()
     return dict(line.split(": ", 1) for line in lines if line.strip())
@@ -137,9 +143,8 @@ def test_the_executors_run_python_udfs_on_the_worker_images_own_interpreter() ->
     """The driver names the executors' Python (`spark.pyspark.python`); the driver in Airflow's image runs
     /opt/workbook/bin/python, which the worker's image lacks. The worker runs the workbook image, built FROM
     the official python image, whose interpreter is /usr/local/bin/python (docker-library/python)."""
-    worker = SERVICES["spark-worker"]["build"]["dockerfile"]
-    base = next(line for line in (ROOT / worker).read_text().splitlines() if line.startswith("FROM "))
-    assert base.startswith("FROM python:3.11"), base
+    base = _stages(SERVICES["spark-worker"]["build"]["dockerfile"])[-1]
+    assert base.startswith("python:3.11"), base
     for name, spec in SERVICES.items():
         if "SPARK_MASTER" in spec.get("environment", {}):
             assert _env(name)["SPARK_EXECUTOR_PYTHON"] == "/usr/local/bin/python", name
@@ -167,3 +172,61 @@ def test_the_container_that_runs_airflow_tasks_waits_for_the_execution_api() -> 
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     api = urlparse(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]).hostname
     assert SERVICES["airflow-scheduler"]["depends_on"][api] == {"condition": "service_healthy"}
+
+
+DOCKERFILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docker").glob("*/Dockerfile"))
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_each_image_fetches_its_jars_with_maven_in_a_stage_of_its_own(dockerfile: str) -> None:
+    """The images built from a context with no jar in it (.dockerignore leaves build/ out), so no host `make jars`
+    before `docker build`: a Maven stage runs the command `make jars` runs (strict checksums, Central only through
+    jars/settings.xml) and the image copies its output from that stage."""
+    text = (ROOT / dockerfile).read_text()
+    make = re.search(r"^MVN := mvn (.*)$", (ROOT / "Makefile").read_text(), re.MULTILINE).group(1)
+    flags = make.replace("jars/", "/src/jars/")
+    assert re.search(r"^FROM maven:\S+ AS jars$", text, re.MULTILINE), dockerfile
+    assert f"RUN mvn {flags} -pl " in text and "package dependency:copy-dependencies" in text
+    assert re.search(r"^COPY --from=jars /src/build/jars/", text, re.MULTILINE)
+    assert "COPY build/" not in text
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "build/" in ignored and not any(line.startswith("!build") for line in ignored)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_every_base_image_is_pinned_to_a_patch_version(dockerfile: str) -> None:
+    """A base named by a moving tag (python:3.11-slim, postgres:16) changes under the same Dockerfile; each names
+    a release (three numbers) with its variant."""
+    for base in _stages(dockerfile):
+        tag = base.split(":", 1)[1]
+        assert re.match(r"\d+\.\d+\.\d+", tag), base
+    assert re.match(r"\d+\.\d+$", SERVICES["airflow-db"]["image"].split(":")[1]), "postgres: major.minor"
+
+
+def test_the_containers_that_write_the_checkout_run_as_its_owner_after_an_init_that_chowns() -> None:
+    """Airflow's own compose file runs its components as `${AIRFLOW_UID:-50000}:0` and its init, as root, creates
+    and chowns what they write (docs: "Setting the right Airflow user"); files written into the bind-mounted
+    checkout then belong to the host user, not to uid 50000 or root. `make env` writes AIRFLOW_UID (lib/envfile.py)."""
+    writers = [name for name, spec in SERVICES.items() if ".:/workbook" in spec.get("volumes", [])]
+    assert {"jupyter", "airflow-scheduler", "workbook-init"} <= set(writers)
+    for name in writers:
+        if name == "workbook-init":
+            continue
+        assert SERVICES[name]["user"] == "${AIRFLOW_UID:-50000}:0", name
+        assert SERVICES[name]["depends_on"]["workbook-init"] == {"condition": "service_completed_successfully"}
+    init = SERVICES["workbook-init"]
+    assert init["user"] == "0:0" and init["restart"] == "no"
+    script = init["command"][-1]
+    state = COMPOSE["x-workbook-env"]["STACK_HOME"]
+    for folder in (COMPOSE["x-workbook-env"]["RUNS_DIR"], state, "/airflow-logs"):
+        assert folder in script.split("chown -R", 1)[1], folder
+    # state in volumes, not in the checkout
+    assert not state.startswith("/workbook") and _volume_target("jupyter", "workbook-state") == state
+    assert _volume_target("airflow-scheduler", "workbook-state") == state
+
+
+def test_airflow_task_logs_are_on_a_volume_every_component_shares() -> None:
+    """The LocalExecutor's tasks write their logs in the scheduler's container; the api-server serves them.
+    Airflow's own compose file mounts one logs folder into every component (AIRFLOW_HOME/logs)."""
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"):
+        assert _volume_target(name, "airflow-logs") == "/opt/airflow/logs", name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 import subprocess
@@ -26,7 +27,7 @@ def example(tmp_path: Path) -> Path:
 
 def test_the_example_holds_every_secret_and_only_known_variables() -> None:
     assert set(envfile.SECRETS) <= set(PUBLISHED)
-    assert set(PUBLISHED) == set(envfile.SECRETS) | envfile.SETTINGS
+    assert set(PUBLISHED) == set(envfile.SECRETS) | envfile.SETTINGS | set(envfile.MACHINE)
 
 
 def test_write_draws_every_secret_and_copies_the_settings(example: Path) -> None:
@@ -39,6 +40,7 @@ def test_write_draws_every_secret_and_copies_the_settings(example: Path) -> None
         assert len(values[name]) >= max(envfile.MIN_LENGTH.get(name, 0), 20), name
     for name in envfile.SETTINGS:
         assert values[name] == PUBLISHED[name], name
+    assert values["AIRFLOW_UID"] == str(os.getuid())  # the containers write the checkout's files as its owner
     assert envfile.problems(values, example) == []
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
 

@@ -14,7 +14,7 @@ from lib.errors import StackError
 from lib.medallion.bronze import read_statement
 from lib.medallion.spark import spark_conf, spark_cores
 from lib.stack import down, kill, require_up, running, services, up
-from lib.stack.flink import flink_config
+from lib.stack.flink import client_environment, flink_config
 
 BASE = ["kafka", "roman-service", "s3", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
 
@@ -142,3 +142,21 @@ def test_executors_run_udfs_on_the_drivers_python_unless_told_another(cfg: Setti
     there = replace(cfg, spark_executor_python="/usr/local/bin/python")
     assert spark_conf(there)["spark.pyspark.python"] == "/usr/local/bin/python"
     assert spark_conf(there)["spark.pyspark.driver.python"] == sys.executable
+
+
+def test_a_pyflink_client_on_an_empty_stack_home_gets_the_connectors_on_its_classpath(tmp_path: Path) -> None:
+    """In a container (STACK=external) no Flink of this stack wrote STACK_HOME/flink: submitting the stream must
+    still give PyFlink a FLINK_LIB_DIR with the connector jars and a FLINK_CONF_DIR with a config, and must not
+    rewrite them on every submit (the embedded cluster reads the same folder)."""
+    cfg = replace(settings(), stack_home=tmp_path / "stack", external=True)
+    env = client_environment(cfg)
+    jars = {p.name for p in Path(env["FLINK_LIB_DIR"]).iterdir()}
+    connectors = {p.name for p in (cfg.jars_dir / "flink").glob("*.jar")}
+    assert connectors and connectors <= jars
+    assert any(name.startswith("flink-python-") for name in jars)
+    config_yaml = Path(env["FLINK_CONF_DIR"]) / "config.yaml"
+    written = config_yaml.stat().st_mtime_ns
+    assert client_environment(cfg) == env and config_yaml.stat().st_mtime_ns == written
+    # The cluster elsewhere keeps its own checkpoint and savepoint folders: a client path must not reach the job.
+    text = config_yaml.read_text()
+    assert "checkpoint" not in text and "savepoint" not in text and str(cfg.flink_address.port) in text
