@@ -230,3 +230,14 @@ def test_airflow_task_logs_are_on_a_volume_every_component_shares() -> None:
     Airflow's own compose file mounts one logs folder into every component (AIRFLOW_HOME/logs)."""
     for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"):
         assert _volume_target(name, "airflow-logs") == "/opt/airflow/logs", name
+
+
+def test_every_one_shot_service_is_awaited_by_a_long_running_one_so_up_wait_can_succeed() -> None:
+    """`docker compose up --wait` (the workflow's boot) fails on a container that exited, even with 0, unless a
+    service still running depends on it with `service_completed_successfully` (docker/compose#10596;
+    the condition-aware wait is docker/compose#9572)."""
+    one_shot = {name for name, spec in SERVICES.items() if spec.get("restart") == "no"}
+    awaited = {target for name, spec in SERVICES.items() if name not in one_shot
+               for target, how in spec.get("depends_on", {}).items()
+               if how.get("condition") == "service_completed_successfully"}
+    assert one_shot and one_shot <= awaited, one_shot - awaited
