@@ -170,7 +170,7 @@ class Settings:
     catalog_name: str = field(default="lake")
     service_ack_timeout_s: int = 5
     event_schema_version: int = 1
-    warehouse: str = "file"
+    warehouse: str = "s3"  # as settings() reads WAREHOUSE; "file" keeps the tables on local files
     s3_endpoint: str = "http://127.0.0.1:9000"
     s3_bucket: str = "warehouse"
     s3_access_key_id: str = "workbook"
