@@ -139,7 +139,8 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The service's own command line (lib.stack.roman.command), so the benchmark starts both alike."""
     cfg = settings()
     parser = argparse.ArgumentParser(prog="python -m bench.baseline_service", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=cfg.service_address.host)
@@ -147,7 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", default=cfg.events_topic)
     parser.add_argument("--bootstrap", default=cfg.kafka_bootstrap_servers)
     parser.add_argument("--ack-timeout", help="accepted for the same command line; this server never waits")
-    args = parser.parse_args(argv)
+    # The service's command line gained --schema-version with schema v2; the frozen baseline writes v1 only.
+    parser.add_argument("--schema-version", type=int, choices=[1], default=1,
+                        help="accepted for the same command line; this server writes schema v1 only")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
     publisher = EventPublisher(args.bootstrap, args.topic)
     server = make_server(args.host, args.port, publisher)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `stack down`: flush what is pending, then exit
