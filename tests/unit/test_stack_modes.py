@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +14,7 @@ from lib.medallion.bronze import read_statement
 from lib.medallion.spark import spark_conf, spark_cores
 from lib.stack import down, kill, require_up, running, services, up
 from lib.stack.flink import client_environment, flink_config
+from lib.stack.process import free_port
 
 BASE = ["kafka", "roman-service", "s3", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
 
@@ -72,9 +72,7 @@ def test_down_knows_the_services_of_every_mode(cfg: Settings) -> None:
 def test_a_service_that_is_down_is_named_with_the_setting_that_points_elsewhere() -> None:
     """require_up names the service that did not answer and only the setting that moves it (the catalog
     pointed at a port nothing listens on, whether or not a stack runs)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free = probe.getsockname()[1]
+    free = free_port()
     cfg = replace(settings(), warehouse="file", iceberg_rest_uri=f"http://127.0.0.1:{free}")  # no S3 server asked
     with pytest.raises(StackError) as raised:
         require_up(cfg, ["iceberg-rest"])
@@ -86,11 +84,7 @@ def test_a_service_that_is_down_is_named_with_the_setting_that_points_elsewhere(
 def test_in_s3_mode_a_job_that_needs_the_catalog_needs_the_s3_server_too() -> None:
     """The catalog answers without the S3 server, but no table can be read or written: the server the
     warehouse lives on is named with the catalog, and the setting that moves it."""
-    ports = []
-    for _ in range(2):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            ports.append(probe.getsockname()[1])
+    ports = [free_port(), free_port()]
     cfg = replace(settings(), warehouse="s3", iceberg_rest_uri=f"http://127.0.0.1:{ports[0]}",
                   s3_endpoint=f"http://127.0.0.1:{ports[1]}")
     with pytest.raises(StackError) as raised:
@@ -100,12 +94,6 @@ def test_in_s3_mode_a_job_that_needs_the_catalog_needs_the_s3_server_too() -> No
     with pytest.raises(StackError) as raised:
         require_up(replace(cfg, warehouse="file"), ["iceberg-rest"])
     assert "s3" not in str(raised.value).split("did not answer")[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_stack_external_is_read_from_the_environment_and_a_typo_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,7 +108,7 @@ def test_stack_external_is_read_from_the_environment_and_a_typo_is_named(monkeyp
 
 def test_an_external_stack_is_only_asked_never_started(cfg: Settings) -> None:
     """`stack up` with STACK=external starts nothing (no pid file, no log) and names what did not answer."""
-    outside = replace(cfg, external=True, warehouse="file", kafka_bootstrap_servers=f"127.0.0.1:{_free_port()}")
+    outside = replace(cfg, external=True, warehouse="file", kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
     with pytest.raises(StackError) as raised:
         up(outside, ["kafka"], quiet=True)
     assert f"kafka (127.0.0.1:{outside.kafka_address.port}) did not answer" in str(raised.value)
