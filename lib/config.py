@@ -67,6 +67,8 @@ SPARK_DRIVER_HOST = ("SPARK_DRIVER_HOST", "127.0.0.1")
 # (local mode, the embedded cluster); in containers, the worker image's interpreter.
 SPARK_EXECUTOR_PYTHON = ("SPARK_EXECUTOR_PYTHON", "")
 SPARK_SHUFFLE_PARTITIONS = ("SPARK_SHUFFLE_PARTITIONS", "4")
+# The driver JVM's JIT: `quick` (C1 only: a job's JVM lives a minute) or `full` (C1 then C2); lib/medallion/jvm.py.
+SPARK_JIT = ("SPARK_JIT", "quick")
 JAVA_HOME = ("JAVA_HOME", "")
 # Seconds the service waits for Kafka to acknowledge an event before it answers 503.
 SERVICE_ACK_TIMEOUT_S = ("SERVICE_ACK_TIMEOUT_S", "5")
@@ -182,6 +184,7 @@ class Settings:
     spark_master_webui_url: str = "http://127.0.0.1:8080"
     spark_driver_host: str = "127.0.0.1"
     spark_executor_python: str = ""
+    spark_jit: str = "quick"
     airflow_venv: Path = ROOT / ".venv-airflow"
     airflow_url: str = "http://127.0.0.1:8088"
     alert_webhook_timeout_s: float = 10.0
@@ -408,6 +411,10 @@ def settings() -> Settings:
     if not (master.startswith("local") or master.startswith("spark://")):
         raise ConfigError(f"SPARK_MASTER={master!r}: use local[N] or spark://host:port (a standalone master)")
     shuffle = _positive(SPARK_SHUFFLE_PARTITIONS)
+    jit = _env(SPARK_JIT).lower()
+    if jit not in ("quick", "full"):
+        raise ConfigError(f"SPARK_JIT={jit!r}: use quick (the default: the first JIT tier only, for short jobs) "
+                          "or full (both tiers, for a long run)")
     version = _env(EVENT_SCHEMA_VERSION)
     if version not in ("1", "2"):
         raise ConfigError(f"EVENT_SCHEMA_VERSION={version!r}: use 1 (the default) or 2 (events name their client app)")
@@ -447,6 +454,7 @@ def settings() -> Settings:
         spark_master_webui_url=_env(SPARK_MASTER_WEBUI_URL).rstrip("/"),
         spark_driver_host=_env(SPARK_DRIVER_HOST),
         spark_executor_python=_env(SPARK_EXECUTOR_PYTHON),
+        spark_jit=jit,
         airflow_venv=Path(_env(AIRFLOW_VENV)).resolve(),
         airflow_url=_env(AIRFLOW_URL).rstrip("/"),
         workbook_python=_env(WORKBOOK_PYTHON),
@@ -507,6 +515,8 @@ DESCRIPTIONS = {
     "SPARK_EXECUTOR_PYTHON": "the interpreter Spark's executors run Python UDFs on; empty: the driver's own (the "
                              "same machine); in containers, the worker image's (it must have the same packages)",
     "SPARK_SHUFFLE_PARTITIONS": "`spark.sql.shuffle.partitions`",
+    "SPARK_JIT": "the Spark driver's JIT: `quick` (the default: C1 only, which starts a short job sooner) or "
+                 "`full` (C1 then C2, for a long-running session)",
     "JAVA_HOME": "empty: the `java` on PATH",
     "SERVICE_ACK_TIMEOUT_S": "seconds the service waits for Kafka to acknowledge an event before it answers 503",
     "EVENT_SCHEMA_VERSION": "the event schema version the service writes: `1`, or `2` (with `client`, from the "

@@ -16,6 +16,7 @@ from pyspark.sql import SparkSession
 
 from lib.config import S3_CHECKSUM_FLAGS, Settings
 from lib.errors import StackError
+from lib.medallion.jvm import driver_options
 
 #: Cores of the cluster's one executor (the whole of this 2-core machine's share for Spark).
 CLUSTER_CORES = "2"
@@ -61,7 +62,9 @@ def spark_conf(cfg: Settings) -> dict[str, str]:
         "spark.driver.memory": cfg.spark_driver_memory,
         "spark.driver.host": cfg.spark_driver_host,
         "spark.driver.bindAddress": cfg.spark_driver_host,
-        "spark.driver.extraJavaOptions": " ".join([f"-Dlog4j2.configurationFile={log_conf}", *S3_CHECKSUM_FLAGS]),
+        # Start-up: the class-data archive and the JIT tier (lib/medallion/jvm.py).
+        "spark.driver.extraJavaOptions": " ".join([f"-Dlog4j2.configurationFile={log_conf}", *S3_CHECKSUM_FLAGS,
+                                                   *driver_options(cfg)]),
         "spark.executor.extraJavaOptions": " ".join(S3_CHECKSUM_FLAGS),
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",

@@ -11,6 +11,7 @@ import pytest
 from lib.config import Settings, settings
 from lib.errors import StackError
 from lib.medallion.bronze import read_statement
+from lib.medallion.jvm import archive_path
 from lib.medallion.spark import spark_conf, spark_cores
 from lib.stack import down, kill, require_up, running, services, up
 from lib.stack.flink import client_environment, flink_config
@@ -148,3 +149,25 @@ def test_a_pyflink_client_on_an_empty_stack_home_gets_the_connectors_on_its_clas
     # The cluster elsewhere keeps its own checkpoint and savepoint folders: a client path must not reach the job.
     text = config_yaml.read_text()
     assert "checkpoint" not in text and "savepoint" not in text and str(cfg.flink_address.port) in text
+
+
+def test_the_driver_maps_the_class_archive_when_there_is_one_and_keeps_the_quick_jit(cfg: Settings) -> None:
+    java = spark_conf(cfg)["spark.driver.extraJavaOptions"].split()
+    assert "-XX:TieredStopAtLevel=1" in java
+    assert not [o for o in java if o.startswith("-XX:SharedArchiveFile")]  # no archive made: none asked for
+    archive_path(cfg).write_bytes(b"")
+    java = spark_conf(cfg)["spark.driver.extraJavaOptions"].split()
+    assert f"-XX:SharedArchiveFile={archive_path(cfg)}" in java
+    assert "-Xlog:cds=off" in java  # a JVM that cannot map it says nothing in a notebook's cell
+    full = spark_conf(replace(cfg, spark_jit="full"))["spark.driver.extraJavaOptions"].split()
+    assert not [o for o in full if o.startswith("-XX:TieredStopAtLevel")]
+    assert "spark.executor.extraJavaOptions" in spark_conf(cfg)
+    assert "SharedArchiveFile" not in spark_conf(cfg)["spark.executor.extraJavaOptions"]
+
+
+def test_an_unknown_jit_mode_is_named_with_the_two_that_exist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPARK_JIT", "fast")
+    with pytest.raises(ValueError, match=r"SPARK_JIT='fast'.*quick.*full"):
+        settings()
+    monkeypatch.setenv("SPARK_JIT", "FULL")
+    assert settings().spark_jit == "full"
