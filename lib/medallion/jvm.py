@@ -4,7 +4,10 @@ Every job is a fresh process, and most of a small job's time was the JVM warming
 this 2-core machine a Bronze job over 2,000 records took 41 s in a fresh JVM, 34 s with the classes
 it loads mapped from an archive (class-data sharing), and 24 s with the JIT kept at its first,
 quick tier as well. Even a cold Bronze run over 321k records was faster in C1 alone (19 s against
-22 s): on two cores, C2 compiling Spark's hot paths takes the cores the job needs.
+22 s): on two cores, C2 compiling Spark's hot paths takes the cores the job needs. A session that
+lives for many minutes and does many jobs' work is the opposite case: C1's code stays slow, and the
+integration tests' own session ran its tests twice as long with it (53 s -> 109 s for one), so such
+a session asks for SPARK_JIT=full.
 
 The archive is made once per install (`make setup` runs `python -m lib.medallion.jvm`) by a Spark
 session that runs what jobs run (SQL, a window, an Iceberg MERGE on a throwaway local catalog,
