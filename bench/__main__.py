@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import bounded_backlog, medallion, produce_rate, service_load, stream_latency, throughput
+from lib.errors import ConfigError
+
+try:  # the sizes are read as the modules load (bench/scale.py)
+    from bench import bounded_backlog, medallion, produce_rate, service_load, stream_latency, throughput
+except ConfigError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(2)
 
 BENCHMARKS = {"produce": produce_rate.main, "medallion": medallion.main, "stream": stream_latency.main,
               "backlog": bounded_backlog.main, "service": service_load.main, "throughput": throughput.main}

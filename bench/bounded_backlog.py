@@ -17,20 +17,19 @@ import sys
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psutil
 from tabulate import tabulate
 
 from bench import services
 from bench.medallion import PeakMemory, private_settings
+from bench.scale import sized, write_result
 from lib.config import ROOT, Settings
 from lib.kafka import ensure_topic
 from lib.medallion.heap import HeapPeak
 
-RESULTS = Path(__file__).parent / "results"
-REQUESTS = 1_000_000
-MAX_RECORDS = 200_000
+REQUESTS = sized(1_000_000, 2_000)
+MAX_RECORDS = sized(200_000, 700)
 DRIVER_MEMORY = "1g"
 #: A topic of its own per invocation (the private stack keeps its broker's data between invocations).
 TOPIC = os.environ.get("BENCH_BACKLOG_TOPIC") or f"bench-backlog-{int(time.time())}"
@@ -104,8 +103,7 @@ def main() -> dict:
     }
     if bounded.get("peak_rss_mib") and unbounded.get("peak_rss_mib"):
         result["peak_rss_ratio_unbounded_over_bounded"] = round(unbounded["peak_rss_mib"] / bounded["peak_rss_mib"], 2)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bounded_backlog.json").write_text(json.dumps(result, indent=1))
+    write_result("bounded_backlog", result)
     print(tabulate([(name, r["exit_code"], r.get("runs", "-"), r.get("records_read", "-"), r["seconds"],
                      r["peak_rss_mib"], f"{r.get('old_gen_peak_mib', '-')} / {r.get('heap_max_mib', '-')}",
                      r.get("tiling", "-"), r.get("accounted", r.get("error")))

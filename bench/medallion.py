@@ -12,23 +12,22 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psutil
 from tabulate import tabulate
 
+from bench import services
+from bench.scale import sized, write_result
 from lib import stack
 from lib.config import ROOT, Settings, settings
 from lib.kafka import ensure_topic
 from lib.medallion.tables import BRONZE_EVENTS, DDL, GOLD_DAILY, SILVER_EVENTS, create_tables, naive_utc
 from lib.traffic.produce import produce
 
-RESULTS = Path(__file__).parent / "results"
 #: The benchmark's own stack, beside the workbook's: other ports, other home, other warehouse.
 PRIVATE_HOME = ROOT / "build" / "bench-stack"
 
@@ -41,9 +40,10 @@ def private_settings() -> Settings:
                    roman_service_url="http://127.0.0.1:18000")
 
 
-END_TO_END = 200_000
-BATCH = 10_000
-SIZES = (100_000, 1_000_000, 10_000_000)
+END_TO_END = sized(200_000, 500)
+BATCH = sized(10_000, 200)
+SIZES = sized((100_000, 1_000_000, 10_000_000), (1_000, 2_000))
+WARM_UP = sized(1000, 100)
 GOAL_RATIO = 1.3
 
 
@@ -191,10 +191,10 @@ def main() -> dict:
     # A topic of its own per invocation: the private broker keeps other benchmarks' topics (the
     # throughput benchmark's million), which a Bronze run on fresh tables would read again.
     cfg = replace(private_settings(), events_topic=f"bench-medallion-{int(time.time())}")
-    stack.up(cfg, ["kafka", "roman-service", "iceberg-rest"], quiet=True)
-    ensure_topic(cfg.kafka_bootstrap_servers, cfg.events_topic, cfg.events_partitions)
-    pids = [pid for pid in (s.process(cfg).pid() for s in stack.select(["kafka", "iceberg-rest"], cfg)) if pid]
-    try:
+    # Started here unless running already (a smoke run starts the private stack once for every benchmark).
+    with services(cfg, ["kafka", "roman-service", "iceberg-rest"]):
+        ensure_topic(cfg.kafka_bootstrap_servers, cfg.events_topic, cfg.events_partitions)
+        pids = [pid for pid in (s.process(cfg).pid() for s in stack.select(["kafka", "iceberg-rest"], cfg)) if pid]
         spark = spark_session(cfg, "bench-medallion")
         reset_tables(spark)
         with PeakMemory(pids) as memory:
@@ -204,11 +204,9 @@ def main() -> dict:
         for size in SIZES:
             reset_tables(spark)
             seed_history(spark, size)
-            layer_times(spark, cfg, 1000, seed=size + 1)  # warm-up: JIT, caches, first files of today
+            layer_times(spark, cfg, WARM_UP, seed=size + 1)  # warm-up: JIT, caches, first files of today
             scaling[size] = layer_times(spark, cfg, BATCH, seed=size + 2)
         overhead = merge_overhead(spark, cfg, seed=9001)
-    finally:
-        stack.down(cfg, ["kafka", "roman-service", "iceberg-rest"])
     small = scaling[SIZES[0]]
     ratios = {size: {layer: scaling[size][layer] / small[layer] for layer in small} for size in SIZES[1:]}
     result = {
@@ -223,8 +221,7 @@ def main() -> dict:
         "goal_ratio": GOAL_RATIO,
         "merge_overhead": {k: round(v, 2) for k, v in overhead.items()},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "medallion.json").write_text(json.dumps(result, indent=1))
+    write_result("medallion", result)
     big = SIZES[1:]
     print(tabulate([(layer, f"{e2e[layer]:.1f}", f"{records / e2e[layer]:,.0f}",
                      *(f"{scaling[size][layer]:.1f}" for size in SIZES),

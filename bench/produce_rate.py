@@ -8,22 +8,20 @@ on a 2-core machine.
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from tabulate import tabulate
 
 from bench import services
+from bench.scale import sized, write_result
 from lib.config import Settings, settings
 from lib.traffic.plan import plan
 from lib.traffic.produce import produce
 
-RESULTS = Path(__file__).parent / "results"
-DIRECT_EVENTS = 100_000
-SERVICE_EVENTS = 10_000
+DIRECT_EVENTS = sized(100_000, 500)
+SERVICE_EVENTS = sized(10_000, 100)
 GOAL_DIRECT = 20_000
 
 
@@ -52,8 +50,7 @@ def _measure(cfg: Settings) -> dict:
         "ratio_direct_to_goal": round(direct_rate / GOAL_DIRECT, 2),
         "ratio_direct_to_service": round(direct_rate / via_rate, 1),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "produce.json").write_text(json.dumps(result, indent=1))
+    write_result("produce", result)
     print(tabulate([
         ("direct (librdkafka, acks=all)", direct.records, direct.seconds, round(direct_rate)),
         ("through the HTTP API", via.records, via.seconds, round(via_rate)),

@@ -18,22 +18,21 @@ import subprocess
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 from tabulate import tabulate
 
 from bench import services
+from bench.scale import sized, write_result
 from lib.config import ROOT, Settings, settings
 from lib.errors import StackError
 from lib.kafka import ensure_topic
 from lib.stack.roman import serving
 from lib.traffic.client import ServiceClient
 
-RESULTS = Path(__file__).parent / "results"
 BOMBARDIER = ROOT / "build" / "bin" / "bombardier"
 CONNECTIONS = 64
-DURATION_S = 20
-WARMUP_S = 3
+DURATION_S = sized(20, 2)
+WARMUP_S = sized(3, 1)
 GOAL_RPS = 5000
 GOAL_P99_MS = 50.0
 SERVERS = {"baseline (stdlib, answers before the ack)": "bench.baseline_service",
@@ -82,8 +81,7 @@ def _measure(cfg: Settings) -> dict:
         "ratio_service_acked_to_goal": round(new["acked_per_s"] / GOAL_RPS, 2),
         "ratio_service_p99_to_goal": round(new["p99_ms"] / GOAL_P99_MS, 2),
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "service.json").write_text(json.dumps(result, indent=1))
+    write_result("service", result)
     print(tabulate([(label, r["answered_200"], r["errors"], r["requests_per_s"], r["acked_per_s"], r["p50_ms"],
                      r["p99_ms"], r["max_ms"]) for label, r in rows.items()],
                    headers=["server", "200s", "errors", "requests/s", "acked/s", "p50 ms", "p99 ms", "max ms"]))

@@ -16,17 +16,16 @@ Each part uses its own topic, consumer group and job, on the running (or started
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from tabulate import tabulate
 
 from bench import services
+from bench.scale import sized, write_result
 from lib import stack
 from lib.config import Settings, settings
 from lib.kafka import ensure_topic
@@ -37,12 +36,11 @@ from lib.stream.rest import FlinkRest
 from lib.traffic.live import steady
 from lib.traffic.produce import produce
 
-RESULTS = Path(__file__).parent / "results"
 #: records/s -> (seconds sent, the goal for p99 event_time -> console in seconds)
-RATES = {1000: (30, 0.5), 10_000: (10, 1.0)}
+RATES = sized({1000: (30, 0.5), 10_000: (10, 1.0)}, {1000: (3, 0.5)})
 RATE = 1000  # the rate the backlog's drain is compared with
-WARM_UP_S = 2
-BACKLOG = 100_000
+WARM_UP_S = sized(2, 1)
+BACKLOG = sized(100_000, 1_000)
 CHECKPOINT = "5s"
 SERVICES = ["kafka", "iceberg-rest", "flink-jobmanager", "flink-taskmanager"]
 
@@ -145,8 +143,7 @@ def _measure(cfg: Settings) -> dict:
     rate = sustained(cfg, stamp)
     result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "when": datetime.now(UTC).isoformat(),
               "checkpoint_interval": CHECKPOINT, "latency": lat, "sustained": rate}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "stream.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result("stream", result)
     rows = []
     for per_s, measured in lat.items():
         c, i, goal = measured["to_console"], measured["to_iceberg"], measured["console_goal_p99_s"]

@@ -20,7 +20,6 @@ measured side by side in one run:
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -30,12 +29,14 @@ from datetime import UTC, datetime
 
 from tabulate import tabulate
 
-from bench.medallion import RESULTS, PeakMemory, private_settings, timed
+from bench import services
+from bench.medallion import PeakMemory, private_settings, timed
+from bench.scale import sized, write_result
 from lib import stack
 from lib.config import ROOT, Settings
 from lib.kafka import end_offsets, ensure_topic
 
-REQUESTS = int(os.environ.get("BENCH_REQUESTS") or 1_000_000)
+REQUESTS = int(os.environ.get("BENCH_REQUESTS") or sized(1_000_000, 2_000))
 GOAL_TOTAL_S, STRETCH_TOTAL_S = 150, 90
 GOAL_RECORDS_PER_S = {"bronze": 20_000, "silver": 30_000, "gold": 100_000}
 GOAL_APPEND_RATIO = 2.0
@@ -141,12 +142,11 @@ def main() -> dict:
     from lib.traffic.produce import produce
 
     cfg = bench_settings()
-    stack.up(cfg, quiet=True)
-    # The stack's memory with and without Flink's two JVMs (idle while Spark runs; the earlier 200k
-    # figure counted Kafka, the catalog and the driver).
-    pids = {arm: [pid for pid in (s.process(cfg).pid() for s in stack.select(names, cfg)) if pid]
-            for arm, names in (("stack", None), ("spark's", ["kafka", "iceberg-rest"]))}
-    try:
+    with services(cfg, [s.name for s in stack.services(cfg)]):  # what it started, it stops
+        # The stack's memory with and without Flink's two JVMs (idle while Spark runs; the earlier 200k
+        # figure counted Kafka, the catalog and the driver).
+        pids = {arm: [pid for pid in (s.process(cfg).pid() for s in stack.select(names, cfg)) if pid]
+                for arm, names in (("stack", None), ("spark's", ["kafka", "iceberg-rest"]))}
         ensure_topic(cfg.kafka_bootstrap_servers, cfg.events_topic, cfg.events_partitions)
         if not sum(end_offsets(cfg.kafka_bootstrap_servers, cfg.events_topic).values()):
             produce(cfg, REQUESTS, seed=1_000_001, progress=False, save=False)  # once: the topic is kept
@@ -154,11 +154,8 @@ def main() -> dict:
         inproc = layers(cfg, pids)
         jobs = cli(cfg)
         flink = stream(cfg, records)
-    finally:
-        stack.down(cfg)
     result = report(records, inproc, jobs, flink)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "throughput.json").write_text(json.dumps(result, indent=1))
+    write_result("throughput", result)
     return result
 
 
