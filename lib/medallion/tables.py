@@ -68,12 +68,15 @@ def _create(spark: SparkSession, statement: str) -> None:
 
     IF NOT EXISTS checks, then creates: two runs on a fresh catalog can both pass the check, and the
     catalog refuses the second create (409). The object exists either way, which is all we wanted.
+    The catalog can also refuse the loser of a namespace race with a server error (500: its SQLite
+    store's unique key on the namespace's properties), so any other failure runs the statement once
+    more: IF NOT EXISTS then sees the winner's object, and a catalog that is really failing fails again.
     """
     try:
         spark.sql(statement)
     except Exception as exc:  # AnalysisException, or Py4JJavaError for Iceberg's AlreadyExistsException
         if not is_already_exists(exc):
-            raise
+            spark.sql(statement)
 
 
 def create_tables(spark: SparkSession) -> None:
