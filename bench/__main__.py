@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from lib.errors import ConfigError
 
@@ -22,8 +23,14 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}", file=sys.stderr)
         return 2
+    took = {}
     for name in names:  # each benchmark starts (and stops) what it needs
+        began = time.monotonic()
         BENCHMARKS[name]()
+        took[name] = time.monotonic() - began
+        print(f"\n`python -m bench {name}` took {took[name]:.0f} s\n", flush=True)
+    if len(took) > 1:
+        print("seconds per benchmark: " + ", ".join(f"{n} {s:.0f}" for n, s in took.items()))
     return 0
 
 

@@ -37,6 +37,10 @@ def archive_path(cfg: Settings) -> Path:
     return cfg.jars_dir / ARCHIVE
 
 
+#: The code cache tiered compilation reserves by default (C1 alone would get 48 MiB).
+CODE_CACHE = "240m"
+
+
 def driver_options(cfg: Settings) -> list[str]:
     """The driver's JVM options for start-up: the archive when there is one, the JIT tier asked for."""
     options = []
@@ -45,7 +49,9 @@ def driver_options(cfg: Settings) -> list[str]:
         # -Xshare:auto (the default): a JVM that cannot map the archive runs without it.
         options += [f"-XX:SharedArchiveFile={archive}", *QUIET]
     if cfg.spark_jit == "quick":
-        options.append("-XX:TieredStopAtLevel=1")
+        # Without tiered compilation the code cache shrinks to 48 MiB by default, which a long session
+        # fills (the JVM then stops compiling and interprets the rest): keep tiered's 240 MiB.
+        options += ["-XX:TieredStopAtLevel=1", f"-XX:ReservedCodeCacheSize={CODE_CACHE}"]
     return options
 
 

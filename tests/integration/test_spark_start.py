@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from lib.config import Settings
-from lib.medallion.jvm import archive_path, classpath_file
+from lib.medallion.jvm import archive_path, classpath_file, driver_options
 
 
 def java(cfg: Settings) -> str:
@@ -31,3 +32,16 @@ def test_the_archive_maps_sparks_classes_into_a_driver_on_its_class_path(cfg: Se
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     loaded = [line for line in result.stdout.splitlines() if "org.apache.spark.deploy.SparkSubmit " in line]
     assert loaded and "shared objects file (top)" in loaded[0], loaded
+
+
+def test_a_quick_jit_driver_keeps_a_code_cache_a_long_session_does_not_fill(cfg: Settings) -> None:
+    # C1 alone would reserve 48 MiB, which a benchmark's session filled ("CodeCache is full. Compiler has
+    # been disabled"): the rest of its run was interpreted.
+    options = [o for o in driver_options(replace(cfg, spark_jit="quick")) if not o.startswith("-XX:SharedArchive")]
+    result = subprocess.run([java(cfg), *options, "-XX:+PrintFlagsFinal", "-version"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    flags = {line.split()[1]: line.split()[3] for line in result.stdout.splitlines() if line.count("=") == 1
+             and len(line.split()) >= 4}
+    assert flags["TieredStopAtLevel"] == "1"
+    assert int(flags["ReservedCodeCacheSize"]) >= 240 * 2**20, flags["ReservedCodeCacheSize"]
