@@ -8,14 +8,16 @@ measured side by side in one run:
 1. Layers: `run_bronze`, then `run_silver` and `run_gold` over the whole range, in one Spark session
    (what a layer's own work costs), with the peak resident memory of the stack and this driver.
 2. Bronze against a plain append: the same Kafka range read by Spark and appended, as it comes, to an
-   unpartitioned Iceberg table (no classification, no dedup, no MERGE). Goal: Bronze <= 2.0x.
+   unpartitioned Iceberg table (no classification, no dedup, no MERGE). Goal: Bronze <= 3.0x.
 3. The operator's way: `python -m lib run bronze`, then `silver` and `gold`, each a process of its own
-   (papermill, the kernel, Spark's start and the job's checks included). Goal: <= 150 s together
-   (the issue's must), <= 90 s (its stretch goal).
+   (papermill, the kernel, Spark's start and the job's checks included). Goal: <= 100 s together.
 4. The Flink job drains the 1M backlog from the earliest offset (its committed offsets reaching the end,
    a checkpoint included), then the same job with every sink a blackhole, then the job at parallelism 2
-   (the workbook runs it at 1). Goals: >= 20k records/s and a ratio of the first two >= 0.5 (what the
+   (the workbook runs it at 1). Goals: >= 25k records/s and a ratio of the first two >= 0.5 (what the
    sinks cost).
+
+The goals of bench/goals.py that this run measures are printed last, beside the figures they were set
+against.
 """
 
 from __future__ import annotations
@@ -29,24 +31,24 @@ from datetime import UTC, datetime
 
 from tabulate import tabulate
 
-from bench import services
+from bench import goals, services
 from bench.medallion import PeakMemory, private_settings, timed
 from bench.scale import sized, write_result
 from lib import stack
 from lib.config import ROOT, Settings
 from lib.kafka import end_offsets, ensure_topic
+from lib.stream.job import StreamJob
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS") or sized(1_000_000, 2_000))
-GOAL_TOTAL_S, STRETCH_TOTAL_S = 150, 90
 GOAL_RECORDS_PER_S = {"bronze": 20_000, "silver": 30_000, "gold": 100_000}
-GOAL_APPEND_RATIO = 2.0
-GOAL_FLINK_RECORDS_PER_S, GOAL_FLINK_RATIO = 20_000, 0.5
-GOAL_PEAK_GIB = 4.0
+GOAL_FLINK_RATIO = 0.5
 WHOLE_RANGE = ["--start", "2000-01-01", "--end", "2100-01-01"]
 EVER = (datetime(2000, 1, 1), datetime(2100, 1, 1))
 #: The benchmark's own topic on the private broker, produced once (exactly REQUESTS requests) and kept.
 TOPIC = f"bench-throughput-{REQUESTS}"
 FLINK_TIMEOUT_S = 1800
+#: The job's own interval at full size; the smoke size waits for fewer seconds of checkpoints.
+CHECKPOINT = sized(StreamJob.checkpoint_interval, "1s")
 
 
 def bench_settings() -> Settings:
@@ -118,7 +120,6 @@ def cli(cfg: Settings) -> dict[str, float]:
 def stream(cfg: Settings, records: int) -> dict[str, dict]:
     """The Flink job draining the whole topic from the earliest offset, with its sinks and with blackholes."""
     from lib.stream import lifecycle
-    from lib.stream.job import StreamJob
 
     stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     figures = {}
@@ -126,7 +127,7 @@ def stream(cfg: Settings, records: int) -> dict[str, dict]:
     for arm, blackhole, parallelism in arms:
         label = arm.replace(", parallelism ", "-p")
         job = StreamJob(name=f"bench-{label}-{stamp}", group_id=f"bench-{label}-{stamp}", blackhole=blackhole,
-                        parallelism=parallelism)
+                        parallelism=parallelism, checkpoint_interval=CHECKPOINT)
         began = time.monotonic()
         job_id = lifecycle.start(cfg, job, fresh=True)
         running = time.monotonic()
@@ -167,25 +168,24 @@ def report(records: int, inproc: dict, jobs: dict[str, float], flink: dict[str, 
              records / s[layer] / GOAL_RECORDS_PER_S[layer], records / s[layer] >= GOAL_RECORDS_PER_S[layer])
             for layer in GOAL_RECORDS_PER_S]
     rows += [(f"python -m lib run {job}", sec, round(records / sec), "", "", "") for job, sec in jobs.items()]
-    rows.append(("the three jobs together (s)", total, "", f"<= {GOAL_TOTAL_S}", GOAL_TOTAL_S / total,
-                 total <= GOAL_TOTAL_S))
-    rows.append(("  stretch goal (s)", total, "", f"<= {STRETCH_TOTAL_S}", STRETCH_TOTAL_S / total,
-                 total <= STRETCH_TOTAL_S))
+    rows.append(("the three jobs together (s)", total, "", f"<= {goals.CLI_TOTAL.bound}",
+                 goals.CLI_TOTAL.bound / total, goals.CLI_TOTAL.met(total)))
     append_ratio = s["bronze"] / s["append"]
-    rows.append(("Bronze run / plain append (x)", round(append_ratio, 2), "", f"<= {GOAL_APPEND_RATIO}",
-                 GOAL_APPEND_RATIO / append_ratio, append_ratio <= GOAL_APPEND_RATIO))
+    rows.append(("Bronze run / plain append (x)", round(append_ratio, 2), "", f"<= {goals.BRONZE_OVER_APPEND.bound}",
+                 goals.BRONZE_OVER_APPEND.bound / append_ratio, goals.BRONZE_OVER_APPEND.met(append_ratio)))
     rate, black = flink["sinks"]["records_per_s"], flink["blackhole"]["records_per_s"]
-    rows.append(("Flink backlog drained", flink["sinks"]["consume_s"], rate, GOAL_FLINK_RECORDS_PER_S,
-                 rate / GOAL_FLINK_RECORDS_PER_S, rate >= GOAL_FLINK_RECORDS_PER_S))
+    flink_goal = goals.FLINK_BACKLOG.bound
+    rows.append(("Flink backlog drained", flink["sinks"]["consume_s"], rate, flink_goal, rate / flink_goal,
+                 goals.FLINK_BACKLOG.met(rate)))
     rows.append(("  same job, sinks blackholed", flink["blackhole"]["consume_s"], black, "", "", ""))
     rows.append(("  sinks / blackhole (ratio)", round(rate / black, 2), "", f">= {GOAL_FLINK_RATIO}",
                  rate / black / GOAL_FLINK_RATIO, rate / black >= GOAL_FLINK_RATIO))
     two = flink["sinks, parallelism 2"]
-    rows.append(("  the job at parallelism 2", two["consume_s"], two["records_per_s"], GOAL_FLINK_RECORDS_PER_S,
-                 two["records_per_s"] / GOAL_FLINK_RECORDS_PER_S, two["records_per_s"] >= GOAL_FLINK_RECORDS_PER_S))
+    rows.append(("  the job at parallelism 2", two["consume_s"], two["records_per_s"], flink_goal,
+                 two["records_per_s"] / flink_goal, goals.FLINK_BACKLOG.met(two["records_per_s"])))
     peak_gib = inproc["peak_rss_mib"] / 1024
-    rows.append(("peak RSS, stack + driver (GiB)", round(peak_gib, 2), "", f"<= {GOAL_PEAK_GIB}",
-                 GOAL_PEAK_GIB / peak_gib, peak_gib <= GOAL_PEAK_GIB))
+    rows.append(("peak RSS, stack + driver (GiB)", round(peak_gib, 2), "", f"<= {goals.PEAK_RSS.bound}",
+                 goals.PEAK_RSS.bound / peak_gib, goals.PEAK_RSS.met(peak_gib)))
     table = [(name, value, f"{rec:,}" if rec != "" else "", goal if isinstance(goal, str) else f">= {goal:,}",
               f"{ratio:.2f}" if ratio != "" else "", "" if met == "" else ("yes" if met else "NO"))
              for name, value, rec, goal, ratio, met in rows]
@@ -194,16 +194,19 @@ def report(records: int, inproc: dict, jobs: dict[str, float], flink: dict[str, 
     without = inproc["peak_rss_mib_without_flink"]
     print(f"peak RSS without Flink's JVMs (Kafka, the catalog, the driver): {without:,} MiB; at the peak: "
           + ", ".join(f"{kind} {mib:,} MiB" for kind, mib in inproc["at_peak_mib"].items()))
-    print(f"\n{records:,} records in the topic (1M requests); jobs include papermill, the kernel, Spark's start "
-          "and their checks")
+    print(f"\n{records:,} records in the topic ({REQUESTS:,} requests); jobs include papermill, the kernel, "
+          "Spark's start and their checks\n")
+    goal_rows = [goals.FLINK_BACKLOG.row(rate, f"{rate:,} records/s (blackhole {black:,})"),
+                 goals.BRONZE_OVER_APPEND.row(append_ratio, f"{append_ratio:.1f}x ({s['bronze']} s / {s['append']} s)"),
+                 goals.CLI_TOTAL.row(total, f"{total} s (" + " + ".join(f"{v}" for v in jobs.values()) + ")"),
+                 goals.PEAK_RSS.row(round(peak_gib, 2), f"{peak_gib:.1f} GiB")]
+    goals.print_goals(goal_rows)
     return {"benchmark": "throughput", "when": datetime.now(UTC).isoformat(timespec="seconds"), "records": records,
             "layers": {"seconds": s, "records_per_s": {k: round(records / v) for k, v in s.items()},
                        "goal_records_per_s": GOAL_RECORDS_PER_S},
-            "bronze_over_append": round(append_ratio, 2), "goal_bronze_over_append": GOAL_APPEND_RATIO,
+            "bronze_over_append": round(append_ratio, 2),
             "peak_rss_mib": inproc["peak_rss_mib"], "peak_rss_mib_without_flink": inproc["peak_rss_mib_without_flink"],
             "at_peak_mib": inproc["at_peak_mib"],
-            "goal_peak_gib": GOAL_PEAK_GIB,
-            "jobs": {"seconds": jobs, "total_s": total, "goal_total_s": GOAL_TOTAL_S,
-                     "stretch_total_s": STRETCH_TOTAL_S},
-            "flink": flink | {"ratio": round(rate / black, 2), "goal_records_per_s": GOAL_FLINK_RECORDS_PER_S,
-                              "goal_ratio": GOAL_FLINK_RATIO}}
+            "jobs": {"seconds": jobs, "total_s": total},
+            "flink": flink | {"ratio": round(rate / black, 2), "goal_ratio": GOAL_FLINK_RATIO},
+            "goals": goal_rows}
