@@ -88,7 +88,7 @@ $(KERNEL): $(VENV)/.installed lib/jobs/kernel.py
 run: setup ## Start the stack, execute the notebooks into runs/<UTC timestamp>/, print a summary, stop the stack
 	$(VPY) -m lib workbook
 
-test: setup lint ## The tiers: unit; integration and nbval with each notebook's figures (one stack); the S3 and cluster modes
+test: setup lint $(BOMBARDIER) ## The tiers: unit; integration and nbval with each notebook's figures (one stack); the S3 and cluster modes
 	$(VPY) -m pytest tests/unit
 	$(VPY) -m pytest tests/integration notebooks $(NBVAL) --durations=15
 	$(MAKE) --no-print-directory test-cluster
@@ -102,7 +102,7 @@ test-cluster: setup ## The medallion with the warehouse on S3 and Spark standalo
 test-unit: $(VENV)/.installed $(AIRFLOW_VENV)/.installed ## Unit tests: no service started, no port of the stack needed
 	$(VPY) -m pytest tests/unit
 
-test-integration: setup ## Integration tests against the embedded stack (started and stopped by the session)
+test-integration: setup $(BOMBARDIER) ## Integration tests against the embedded stack (started and stopped by the session)
 	$(VPY) -m pytest tests/integration
 
 test-notebooks: setup ## nbval over the committed notebooks, each executed once, with its recorded figures checked
