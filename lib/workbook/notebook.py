@@ -41,9 +41,10 @@ def stack_table(cfg: Settings) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["service", "address", "healthy"]).set_index("service")
 
 
-def storage_table(cfg: Settings) -> pd.DataFrame:
+def storage_table(cfg: Settings) -> Wrapped:
     """Where the warehouse lives and where the jobs run: what WAREHOUSE and CLUSTER chose. Local paths
-    are shown under STACK_HOME, so the table reads the same on every machine."""
+    are shown under STACK_HOME, so the table reads the same on every machine; shown whole (an S3
+    warehouse's address is longer than pandas' 50 characters)."""
     if cfg.warehouse == "s3":
         warehouse = f"{cfg.iceberg_warehouse} (S3 bucket {cfg.s3_bucket!r} on {cfg.s3_endpoint})"
         io = "S3FileIO, path-style requests"
@@ -56,7 +57,7 @@ def storage_table(cfg: Settings) -> pd.DataFrame:
              else f"{cfg.spark_master}, inside the notebook's process")
     rows = [("warehouse", warehouse), ("Iceberg file IO", io), ("Spark jobs run on", spark),
             ("Flink taskmanagers", f"{cfg.taskmanagers} (FLINK_REST_URL {cfg.flink_rest_url})")]
-    return pd.DataFrame(rows, columns=["setting", "in use"]).set_index("setting")
+    return wrapped(pd.DataFrame(rows, columns=["setting", "in use"]).set_index("setting"))
 
 
 def contract_table(cfg: Settings) -> pd.DataFrame:
