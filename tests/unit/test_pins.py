@@ -66,6 +66,7 @@ def test_spark_jars_match_pyspark() -> None:
 def test_flink_jars_match_apache_flink() -> None:
     flink = _lock("requirements-flink.txt")["apache-flink"]
     assert flink.startswith(_pom_properties()["flink.minor"] + ".")
+    assert _pom_properties()["flink.version"] == flink  # what the event rule's Flink functions compile against
 
 
 def test_every_maven_dependency_has_a_version() -> None:
