@@ -44,6 +44,7 @@ from lib.errors import FlinkJobError, InjectedCrash, WorkbookError
 from lib.jobs.airflow_rest import AirflowRest
 from lib.jobs.alerts import alerts_log
 from lib.jobs.history import RunHistory
+from lib.jobs.registry import EPOCH
 from lib.jobs.runner import RECORD_KEY
 from lib.kafka import connect_producer, ensure_topic
 from lib.medallion import commits, storage
@@ -919,7 +920,6 @@ def settle_and_check(spark: SparkSession, cfg: Settings) -> list[Invariant]:
 
     Gold runs after Silver, so the rows Silver just processed are in Gold's interval; the drills' own
     topics are all in the tables by then, so each invariant is checked over everything they did."""
-    since = datetime(2000, 1, 1, tzinfo=UTC)
-    run_silver(spark, since, datetime.now(UTC))
-    run_gold(spark, since, datetime.now(UTC))
+    run_silver(spark, EPOCH, datetime.now(UTC))
+    run_gold(spark, EPOCH, datetime.now(UTC))
     return check_all(spark, cfg)

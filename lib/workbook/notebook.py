@@ -13,7 +13,7 @@ from IPython.display import Markdown, display
 
 from lib import faults, stack
 from lib.config import Settings
-from lib.jobs.registry import parse_time
+from lib.jobs.registry import EPOCH, parse_time
 from lib.jobs.runner import RECORD_KEY
 from lib.kafka import quiet_client_logs
 from lib.medallion.statements import Statement, watching
@@ -75,7 +75,7 @@ def interval(start: str | None, end: str | None) -> tuple[datetime, datetime]:
     Papermill passes the scheduled interval; a learner running the notebook by hand leaves them
     None and gets everything so far: [2000-01-01, now).
     """
-    begin = parse_time(start, "INTERVAL_START") if start else datetime(2000, 1, 1, tzinfo=UTC)
+    begin = parse_time(start, "INTERVAL_START") if start else EPOCH
     finish = parse_time(end, "INTERVAL_END") if end else datetime.now(UTC)
     return begin, finish
 

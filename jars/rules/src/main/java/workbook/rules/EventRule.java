@@ -118,7 +118,7 @@ public final class EventRule {
     if (doc == FLOAT) {
       return "float";
     }
-    if (doc == STRING || doc instanceof String) {
+    if (doc instanceof String) { // nested strings are only STRING; the top level keeps its text
       return "str";
     }
     return "list";
