@@ -67,8 +67,6 @@ def flink_environment(cfg: Settings) -> dict[str, str]:
         "FLINK_LOG_DIR": str(home / "log"),
         "FLINK_PID_DIR": str(home / "pid"),
         "FLINK_IDENT_STRING": "workbook",
-        # A Python worker per task, not a callback server inside the short-lived submitting process.
-        "_python_worker_execution_mode": "process",
     }
     if cfg.java_home:
         env["JAVA_HOME"] = cfg.java_home
@@ -86,12 +84,11 @@ def client_environment(cfg: Settings) -> dict[str, str]:
 
 
 def client_only_config(cfg: Settings) -> dict:
-    """config.yaml for a client of a cluster that runs elsewhere: where its REST API is and the Python that
-    compiles the job. Nothing the client sets reaches the job as a path on this machine (checkpoints,
-    savepoints, the workers' Python): the cluster's own configuration decides those."""
+    """config.yaml for a client of a cluster that runs elsewhere: where its REST API is. Nothing the client
+    sets reaches the job as a path on this machine (checkpoints, savepoints): the cluster's own
+    configuration decides those."""
     addr = cfg.flink_address
     return {"rest": {"address": addr.host, "port": addr.port},
-            "python": {"client": {"executable": str(cfg.flink_venv / "bin" / "python")}},
             "env": {"java": {"opts": {"all": _JAVA_OPTS}}}}
 
 
@@ -116,7 +113,6 @@ def flink_config(cfg: Settings) -> dict:
     """config.yaml for Flink 2.1 (nested YAML): everything on 127.0.0.1, sized for a 2-core laptop."""
     home = flink_dir(cfg)
     addr = cfg.flink_address
-    python = str(cfg.flink_venv / "bin" / "python")
     return {
         "env": {
             "java": {"opts": {"all": " ".join([_JAVA_OPTS, f"-Djava.io.tmpdir={home / 'tmp'}", *S3_CHECKSUM_FLAGS])}},
@@ -169,7 +165,6 @@ def flink_config(cfg: Settings) -> dict:
                 "interval": "10s",
             }
         },
-        "python": {"executable": python, "client": {"executable": python}},
     }
 
 

@@ -2,7 +2,7 @@
 
 One Flink SQL job (a statement set, so one Kafka source feeds every sink):
 
-    Kafka (raw bytes) -> malformed_reason (Python, lib/contract/events.py) -+-> bronze.dead_letter_stream
+    Kafka (raw bytes) -> malformed_reason (the contract's rule on the JVM) -+-> bronze.dead_letter_stream
                                                                    |
         event time + watermark (event_time - WATERMARK_DELAY)      v
         dedup: first row per event_id, keyed state with a TTL -> bronze.conversion_events_stream (Iceberg)
@@ -61,8 +61,6 @@ class StreamJob:
     dedup_ttl: str = "1 h"  # how long an event_id is remembered
     checkpoint_interval: str = "5s"
     parallelism: int = 1
-    # How long the Python worker may hold records before passing them on: it bounds latency.
-    python_bundle_ms: int = 20
     # Every sink replaced by Flink's blackhole connector: the same reading, classifying and dedup with
     # nothing written, the throughput benchmark's baseline for what the sinks cost.
     blackhole: bool = False
@@ -91,13 +89,11 @@ class StreamJob:
             "table.local-time-zone": "UTC",
             "table.exec.state.ttl": self.dedup_ttl,
             "table.exec.source.idle-timeout": f"{self.idle_timeout_s} s" if self.idle_timeout_s else "0 ms",
-            # One optimisation block per shared view: the dedup and the Python classifier run once,
+            # One optimisation block per shared view: the dedup and the classifier run once,
             # whatever columns each sink needs (else each sink gets its own copy of the state).
             "table.optimizer.reuse-optimize-block-with-digest-enabled": "true",
             "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
             "execution.checkpointing.min-pause": "1s",
-            "python.fn-execution.bundle.time": str(self.python_bundle_ms),
-            "python.fn-execution.bundle.size": "1000",
         }
 
 
@@ -130,8 +126,10 @@ def statements(cfg: Settings, job: StreamJob) -> list[str]:
             'scan.startup.mode' = 'group-offsets', 'properties.auto.offset.reset' = 'earliest',
             'scan.topic-partition-discovery.interval' = '30 s'
         )""",
-        "CREATE TEMPORARY SYSTEM FUNCTION malformed_reason AS 'lib.stream.udfs.malformed_reason' LANGUAGE PYTHON",
-        "CREATE TEMPORARY SYSTEM FUNCTION as_text AS 'lib.stream.udfs.as_text' LANGUAGE PYTHON",
+        # The contract's rule (lib/contract/events.py) on the JVM, proven equal to it (jars/rules): the records
+        # never leave the taskmanager for a Python worker.
+        "CREATE TEMPORARY SYSTEM FUNCTION malformed_reason AS 'workbook.rules.MalformedReason' LANGUAGE JAVA",
+        "CREATE TEMPORARY SYSTEM FUNCTION as_text AS 'workbook.rules.AsText' LANGUAGE JAVA",
         f"""CREATE CATALOG {cfg.catalog_name} WITH ('type' = 'iceberg', 'catalog-type' = 'rest',
             'uri' = '{cfg.iceberg_rest_uri}', 'warehouse' = '{cfg.iceberg_warehouse}'{file_io})""",
         f"CREATE DATABASE IF NOT EXISTS {cfg.catalog_name}.bronze",
@@ -153,7 +151,7 @@ def statements(cfg: Settings, job: StreamJob) -> list[str]:
             WITH ('connector' = 'print', 'print-identifier' = '{CONSOLE_TAG}')""",
         f"""CREATE TEMPORARY TABLE console_windows (window_start {ts}, window_end {ts}, user_id STRING,
             events BIGINT) WITH ('connector' = 'print', 'print-identifier' = '{WINDOWS_TAG}')""",
-        # Every record, classified once by the contract's Python rule.
+        # Every record, classified once by the contract's rule.
         """CREATE TEMPORARY VIEW classified AS
             SELECT `value`, CAST(`value` AS STRING) AS payload, malformed_reason(`value`) AS reason,
                    kafka_topic, kafka_partition, kafka_offset, kafka_timestamp, event_time, stream_time, arrival

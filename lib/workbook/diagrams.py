@@ -82,7 +82,7 @@ DIAGRAMS = {
         ("bronze", "silver", "MERGE"), ("silver", "gold", "MERGE")]),
     "stream": Diagram("the Flink job: one Kafka source feeds every sink", {
         "kafka": ("Kafka roman-conversions", 0, 1, "kafka"),
-        "classified": ("classified: malformed_reason (Python)", 1, 1, "step"),
+        "classified": ("classified: malformed_reason (JVM)", 1, 1, "step"),
         "dead": ("bronze.\ndead_letter_stream", 2, 2.2, "table"),
         "watermark": ("event time + watermark", 2, 1, "step"),
         "dedup": ("distinct_events: dedup by event_id (keyed state, TTL)", 3, 1, "step"),

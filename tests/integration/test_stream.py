@@ -116,6 +116,8 @@ def test_malformed_records_are_set_aside_with_the_bronze_reason(generated: LiveJ
         assert where != "dead_letter" or any(reason.startswith(why) for reason in dead.reason), why
     flink = FlinkRest(live_stack)  # the poison passed without a single failure of the job
     assert (flink.job(generated.job_id)["state"], flink.restarts(generated.job_id)) == ("RUNNING", 0)
+    # The rule ran on the JVM (jars/rules): no record went through a Python worker.
+    assert not [v["name"] for v in flink.job(generated.job_id)["vertices"] if "Python" in v["name"]]
 
 
 def test_status_shows_what_went_through_even_asked_cold_and_with_kafka_away(generated: LiveJob,

@@ -4,23 +4,20 @@ Never an exception: inside a Spark or Flink UDF one would fail every run on the 
 
 Property-based (hypothesis) over arbitrary bytes and arbitrary JSON trees: deep, wide, huge numbers,
 NaN and infinities, lone surrogates, duplicate keys. The same rule runs in Bronze's pandas UDF (the
-function tested here through pandas) and in the Flink job's Python UDF (run in .venv-flink below).
+function tested here through pandas); the Flink job's port of it to the JVM is held to this one in
+tests/integration/test_event_rule_jvm.py.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import random
-import subprocess
 from typing import Any
 
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lib.config import ROOT
-from lib.config import settings as workbook_settings
 from lib.contract.events import (
     MALFORMED_REASONS,
     MAX_DEPTH,
@@ -143,20 +140,3 @@ def test_the_spark_udf_applies_the_rule_record_by_record() -> None:
     events = [v.decode() for v, r in zip(corpus, reasons, strict=True) if r is None]
     assert _validation(pd.Series(events, dtype=object)).tolist() == [validation_reason(e) for e in events]
 
-
-FLINK_PROBE = """
-import base64, json, sys
-from lib.stream.udfs import malformed_reason
-values = [None if v is None else base64.b64decode(v) for v in json.load(sys.stdin)]
-print(json.dumps([malformed_reason._func(v) for v in values]))
-"""
-
-
-def test_the_flink_udf_gives_the_same_reasons_in_its_own_virtualenv() -> None:
-    corpus = _corpus()
-    python = workbook_settings().flink_venv / "bin" / "python"
-    encoded = json.dumps([None if v is None else base64.b64encode(v).decode() for v in corpus])
-    done = subprocess.run([str(python), "-c", FLINK_PROBE], input=encoded, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout.strip().splitlines()[-1]) == [parse_record(v)[1] for v in corpus]
