@@ -23,6 +23,19 @@ def test_the_baseline_takes_the_command_line_the_benchmark_starts_every_server_w
     assert (args.host, args.port, args.topic, args.schema_version) == ("127.0.0.1", 18000, "bench-topic", 1)
 
 
+def test_the_baseline_listens_with_the_services_accept_backlog() -> None:
+    """With socketserver's 5, 64 clients connecting at once waited on SYN-ACK retries (up to 31 s) and the
+    baseline's rate was that wait's; both servers take the same load only with the same backlog."""
+    from lib.service.server import build_server
+
+    service = build_server("127.0.0.1", 0, "127.0.0.1:9092", "bench-topic", 5).config.backlog
+    server = baseline_service.make_server("127.0.0.1", 0, None)
+    try:
+        assert server.request_queue_size == service == 2048
+    finally:
+        server.server_close()
+
+
 def test_the_baseline_refuses_a_schema_it_does_not_write() -> None:
     with pytest.raises(SystemExit):
         baseline_service.parse(["--schema-version", "2"])
