@@ -29,7 +29,7 @@ from lib.kafka import ensure_topic
 from lib.medallion.heap import HeapPeak
 
 REQUESTS = sized(1_000_000, 2_000)
-MAX_RECORDS = sized(200_000, 700)
+MAX_RECORDS = sized(200_000, 1_100)  # smoke: two bounded runs and the empty one
 DRIVER_MEMORY = "1g"
 #: A topic of its own per invocation (the private stack keeps its broker's data between invocations).
 TOPIC = os.environ.get("BENCH_BACKLOG_TOPIC") or f"bench-backlog-{int(time.time())}"

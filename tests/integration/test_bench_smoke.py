@@ -38,6 +38,7 @@ def test_every_benchmark_runs_at_its_smoke_size_and_writes_its_json(live_stack: 
         done = subprocess.run([sys.executable, "-m", "bench"], cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=1800)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    print(done.stdout[done.stdout.rfind("seconds per benchmark"):])  # each benchmark's seconds (pytest -rP shows them)
     for name, file in WRITES.items():
         path = tmp_path / f"{file}.json"
         assert path.is_file(), f"`python -m bench {name}` wrote no {path.name}:\n{done.stdout[-2000:]}"
