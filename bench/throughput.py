@@ -15,6 +15,8 @@ measured side by side in one run:
    a checkpoint included), then the same job with every sink a blackhole, then the job at parallelism 2
    (the workbook runs it at 1). Goals: >= 25k records/s and a ratio of the first two >= 0.5 (what the
    sinks cost).
+5. The rule the Flink job runs (jars/rules, on the JVM) against the contract's Python rule over every record
+   of the topic: the same reason, detail included, and the same text, or the benchmark fails.
 
 The goals of bench/goals.py that this run measures are printed last, beside the figures they were set
 against.
@@ -26,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -139,6 +142,28 @@ def stream(cfg: Settings, records: int) -> dict[str, dict]:
     return figures
 
 
+def rule_agreement(cfg: Settings) -> dict:
+    """Every record of the topic through both rules: what they said, and that they never differ."""
+    from lib.contract.jvm_rule import JvmRule, python_rule
+    from lib.kafka import read_range
+
+    ends = end_offsets(cfg.kafka_bootstrap_servers, cfg.events_topic)
+    values = [r.value for r in read_range(cfg.kafka_bootstrap_servers, cfg.events_topic, {}, ends, timeout_s=600)]
+    if len(values) != sum(ends.values()):
+        raise RuntimeError(f"read {len(values):,} of the topic's {sum(ends.values()):,} records")
+    began = time.monotonic()
+    with JvmRule(cfg) as jvm:
+        got = jvm.ask(values)
+    want = [python_rule(v) for v in values]
+    differ = [(v[:200] if v else v, w, g) for v, w, g in zip(values, want, got, strict=True) if w != g]
+    if differ:
+        raise RuntimeError(f"the JVM rule and Python's differ on {len(differ):,} of {len(values):,} records; "
+                           f"the first (record, Python, JVM): {differ[:3]}")
+    reasons = Counter((reason or "event").split(":")[0] for reason, _ in want)
+    return {"records": len(values), "disagreements": 0, "seconds": round(time.monotonic() - began, 1),
+            "answers": dict(sorted(reasons.items()))}
+
+
 def main() -> dict:
     from lib.traffic.produce import produce
 
@@ -152,10 +177,13 @@ def main() -> dict:
         if not sum(end_offsets(cfg.kafka_bootstrap_servers, cfg.events_topic).values()):
             produce(cfg, REQUESTS, seed=1_000_001, progress=False, save=False)  # once: the topic is kept
         records = sum(end_offsets(cfg.kafka_bootstrap_servers, cfg.events_topic).values())
+        rule = rule_agreement(cfg)
         inproc = layers(cfg, pids)
         jobs = cli(cfg)
         flink = stream(cfg, records)
-    result = report(records, inproc, jobs, flink)
+    result = report(records, inproc, jobs, flink) | {"rule": rule}
+    print(f"the JVM rule and Python's over all {rule['records']:,} records: {rule['disagreements']} "
+          f"disagreements ({rule['seconds']} s); " + ", ".join(f"{k} {n:,}" for k, n in rule["answers"].items()))
     write_result("throughput", result)
     return result
 

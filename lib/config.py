@@ -491,7 +491,7 @@ DESCRIPTIONS = {
     "FLINK_BLOB_PORT": "the jobmanager's blob server (jars, Python files)",
     "STACK_HOME": "the embedded stack's data and logs",
     "JARS_DIR": "where `make jars` puts what Maven fetched",
-    "FLINK_VENV": "PyFlink's virtualenv: the cluster's scripts, the submitting client, the Python UDF worker",
+    "FLINK_VENV": "PyFlink's virtualenv: the cluster's scripts and jars, the submitting client",
     "AIRFLOW_VENV": "Airflow 3.3.2's virtualenv (`make airflow`), for `dags/`",
     "AIRFLOW_URL": "Airflow's api-server (UI, REST API `/api/v2`, the tasks' execution API) when "
                    "`python -m lib airflow up` runs it",

@@ -9,11 +9,8 @@ answers them all, a record a line.
 
 from __future__ import annotations
 
-import base64
 import json
 import random
-import subprocess
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -21,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lib.config import Settings
-from lib.contract.events import MAX_DEPTH, MAX_NUMBER_CHARS, as_text, handle_request, parse_record
+from lib.contract.events import MAX_DEPTH, MAX_NUMBER_CHARS, handle_request
+from lib.contract.jvm_rule import JvmRule, disagreements
 from tests.poison import poison
 from tests.unit.test_event_properties import _corpus
 
@@ -35,49 +33,10 @@ TREES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dic
                      max_leaves=40)
 
 
-class JvmRule:
-    """One `java workbook.rules.Probe` process: records in, (reason, text) out, in order."""
-
-    def __init__(self, java: str, classpath: str) -> None:
-        self.proc = subprocess.Popen([java, "-cp", classpath, "workbook.rules.Probe"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, bufsize=1 << 16)
-
-    def ask(self, values: list[bytes | None]) -> list[tuple[str | None, str | None]]:
-        def write() -> None:
-            for v in values:
-                self.proc.stdin.write("-\n" if v is None else base64.b64encode(v).decode() + "\n")
-            self.proc.stdin.flush()
-
-        writer = threading.Thread(target=write)
-        writer.start()
-        answers = []
-        for _ in values:
-            reason, text = self.proc.stdout.readline().rstrip("\n").split("\t")
-            answers.append(tuple(None if f == "-" else base64.b64decode(f).decode("utf-8") for f in (reason, text)))
-        writer.join()
-        return answers
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        self.proc.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def jvm(cfg: Settings) -> Iterator[JvmRule]:
-    jar = cfg.jars_dir / "flink" / "rules-1.0.0.jar"
-    assert jar.is_file(), f"{jar} is missing: `make jars` builds it (jars/rules)"
-    rule = JvmRule(cfg.java, str(jar))
-    yield rule
-    rule.close()
-
-
-def python_rule(value: bytes | None) -> tuple[str | None, str | None]:
-    return parse_record(value)[1], as_text(value)
-
-
-def disagreements(jvm: JvmRule, values: list[bytes | None]) -> list[tuple]:
-    got = jvm.ask(values)
-    return [(v[:200] if v else v, python_rule(v), g) for v, g in zip(values, got, strict=True) if g != python_rule(v)]
+    with JvmRule(cfg) as rule:
+        yield rule
 
 
 def _nested(depth: int, kind: str) -> bytes:
