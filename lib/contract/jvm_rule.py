@@ -27,26 +27,28 @@ class JvmRule:
             raise StackError(f"{jar} is missing: `make jars` builds it (jars/rules)")
         self.proc = subprocess.Popen([cfg.java, "-cp", str(jar), "workbook.rules.Probe"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, bufsize=1 << 16)
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both piped above
+        self._in, self._out = self.proc.stdin, self.proc.stdout
 
     def ask(self, values: list[bytes | None]) -> list[Answer]:
         """The JVM's answers; the records are written from a thread so that neither pipe fills up."""
         def write() -> None:
             for v in values:
-                self.proc.stdin.write("-\n" if v is None else base64.b64encode(v).decode() + "\n")
-            self.proc.stdin.flush()
+                self._in.write("-\n" if v is None else base64.b64encode(v).decode() + "\n")
+            self._in.flush()
 
         writer = threading.Thread(target=write)
         writer.start()
         answers: list[Answer] = []
         for _ in values:
-            reason, text = self.proc.stdout.readline().rstrip("\n").split("\t")
-            answers.append(tuple(None if f == "-" else base64.b64decode(f).decode("utf-8")  # type: ignore[misc]
-                                 for f in (reason, text)))
+            reason, text = (None if f == "-" else base64.b64decode(f).decode("utf-8")
+                            for f in self._out.readline().rstrip("\n").split("\t"))
+            answers.append((reason, text))
         writer.join()
         return answers
 
     def close(self) -> None:
-        self.proc.stdin.close()
+        self._in.close()
         self.proc.wait(timeout=30)
 
     def __enter__(self) -> JvmRule:
@@ -61,7 +63,7 @@ def python_rule(value: bytes | None) -> Answer:
     return parse_record(value)[1], as_text(value)
 
 
-def disagreements(jvm: JvmRule, values: Iterable[bytes | None]) -> list[tuple]:
+def disagreements(jvm: JvmRule, values: Iterable[bytes | None]) -> list[tuple[bytes | None, Answer, Answer]]:
     """Each record the two rules answer differently: (its first 200 bytes, Python's answer, the JVM's)."""
     values = list(values)
     got = jvm.ask(values)
