@@ -28,11 +28,10 @@ from confluent_kafka import Producer
 from lib.config import settings
 from lib.contract.events import handle_request
 from lib.kafka import producer_config
+from lib.service.server import ACCEPT_BACKLOG
 
 ROUTES = {"to-roman": "to_roman", "from-roman": "from_roman"}
 MAX_INPUT_CHARS = 64
-#: The service's accept backlog (lib/service/server.py), not socketserver's 5.
-ACCEPT_BACKLOG = 2048
 
 
 class EventPublisher:

@@ -144,7 +144,7 @@ def stream(cfg: Settings, records: int) -> dict[str, dict]:
 
 def rule_agreement(cfg: Settings) -> dict:
     """Every record of the topic through both rules: what they said, and that they never differ."""
-    from lib.contract.jvm_rule import JvmRule, python_rule
+    from lib.contract.jvm_rule import JvmRule, compared
     from lib.kafka import read_range
 
     ends = end_offsets(cfg.kafka_bootstrap_servers, cfg.events_topic)
@@ -153,9 +153,7 @@ def rule_agreement(cfg: Settings) -> dict:
         raise RuntimeError(f"read {len(values):,} of the topic's {sum(ends.values()):,} records")
     began = time.monotonic()
     with JvmRule(cfg) as jvm:
-        got = jvm.ask(values)
-    want = [python_rule(v) for v in values]
-    differ = [(v[:200] if v else v, w, g) for v, w, g in zip(values, want, got, strict=True) if w != g]
+        want, differ = compared(jvm, values)
     if differ:
         raise RuntimeError(f"the JVM rule and Python's differ on {len(differ):,} of {len(values):,} records; "
                            f"the first (record, Python, JVM): {differ[:3]}")

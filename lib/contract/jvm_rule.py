@@ -16,6 +16,8 @@ from lib.errors import StackError
 
 #: What either rule says of a record: the dead-letter reason (None for an event) and the record as text.
 Answer = tuple[str | None, str | None]
+#: A record the two rules answer differently: its first 200 bytes, Python's answer, the JVM's.
+Difference = tuple[bytes | None, Answer, Answer]
 
 
 class JvmRule:
@@ -63,9 +65,14 @@ def python_rule(value: bytes | None) -> Answer:
     return parse_record(value)[1], as_text(value)
 
 
-def disagreements(jvm: JvmRule, values: Iterable[bytes | None]) -> list[tuple[bytes | None, Answer, Answer]]:
-    """Each record the two rules answer differently: (its first 200 bytes, Python's answer, the JVM's)."""
+def compared(jvm: JvmRule, values: Iterable[bytes | None]) -> tuple[list[Answer], list[Difference]]:
+    """Python's answer for each record, and each record the two rules answer differently."""
     values = list(values)
     got = jvm.ask(values)
-    return [(v[:200] if v else v, want, g) for v, g in zip(values, got, strict=True)
-            if g != (want := python_rule(v))]
+    want = [python_rule(v) for v in values]
+    return want, [(v[:200] if v else v, w, g) for v, w, g in zip(values, want, got, strict=True) if w != g]
+
+
+def disagreements(jvm: JvmRule, values: Iterable[bytes | None]) -> list[Difference]:
+    """Each record the two rules answer differently."""
+    return compared(jvm, values)[1]

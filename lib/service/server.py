@@ -17,6 +17,9 @@ from lib.contract.events import SCHEMA_VERSIONS
 from lib.service.api import create_app
 from lib.service.publisher import DurablePublisher
 
+#: 64 clients connecting at once must not wait on a full accept queue (socketserver's default is 5).
+ACCEPT_BACKLOG = 2048
+
 
 def build_server(host: str, port: int, bootstrap: str, topic: str, ack_timeout_s: float,
                  schema_version: int = 1) -> uvicorn.Server:
@@ -25,7 +28,7 @@ def build_server(host: str, port: int, bootstrap: str, topic: str, ack_timeout_s
     config = uvicorn.Config(
         create_app(publisher, schema_version), host=host, port=port,
         loop="uvloop", http="httptools", lifespan="on",
-        backlog=2048,  # 64 clients connecting at once must not wait on a full accept queue
+        backlog=ACCEPT_BACKLOG,
         access_log=False, log_level="warning",  # every conversion is an event already
         # Requests in flight wait at most the ack timeout; give them that, and a little more.
         timeout_graceful_shutdown=int(ack_timeout_s) + 5,
