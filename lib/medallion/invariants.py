@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lib.config import Settings
 from lib.contract.events import parse_record
 from lib.kafka import beginning_offsets, end_offsets, read_range
-from lib.medallion.bronze import committed_positions
+from lib.medallion.bronze import BronzeRun, committed_positions
 from lib.medallion.commits import temp_view
 from lib.medallion.gold import aggregate, client_aggregate_statement
 from lib.medallion.silver import bronze_interval
@@ -30,8 +31,9 @@ from lib.medallion.tables import (
     SILVER_EVENTS,
     SILVER_REJECTED,
     has_column,
+    ranges_predicate,
 )
-from lib.traffic.manifest import batch_event_ids, offsets_predicate
+from lib.traffic.manifest import batch_event_ids, batch_ranges
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,71 @@ def kafka_accounted(spark: SparkSession, cfg: Settings) -> Invariant:
     return _invariant("every Kafka record in exactly one of bronze events / dead letters", figures,
                       ["records not read", "missing events", "unknown events", "doubled event_ids",
                        "missing dead letters", "unknown dead letters", "doubled dead letters"])
+
+
+def batch_accounted(spark: SparkSession, cfg: Settings, ranges: dict[int, tuple[int, int]]) -> Invariant:
+    """Every record of one incremental run's committed ranges is in exactly one of bronze events or dead
+    letters, and everything Bronze holds at those offsets came from a record in them.
+
+    The scheduled run's check: the records it reads back and parses are its batch's, not the topic's
+    history. Runs in a row check their own ranges, and offsets_tile proves those ranges cover each
+    partition with no gap or overlap, so together they account for every committed record, as
+    kafka_accounted does at once. An event delivered again (a retry, a replay) is looked for where its
+    first delivery landed, in an earlier run's range. The records are read with librdkafka and parsed
+    with json, as kafka_accounted does; an event_id held twice is counted by Spark over the table."""
+    topic = cfg.events_topic
+    spans = {p: (s, e) for p, (s, e) in ranges.items() if e > s}
+    records = read_range(cfg.kafka_bootstrap_servers, topic, {p: s for p, (s, _) in spans.items()},
+                         {p: e for p, (_, e) in spans.items()})
+    ids: set[str] = set()
+    dead: set[tuple[int, int]] = set()
+    for record in records:
+        doc, _ = parse_record(record.value)
+        if doc is not None:
+            ids.add(doc["event_id"])
+        else:
+            dead.add((record.partition, record.offset))
+    at = f"kafka_topic = '{topic}' AND ({ranges_predicate(spans)})"
+    held = set(to_pandas(spark.table(BRONZE_EVENTS).where(at).select("event_id")).event_id)
+    letters = to_pandas(spark.table(BRONZE_DEAD_LETTER).where(at).select("kafka_partition", "kafka_offset"))
+    kept = set(zip(letters.kafka_partition, letters.kafka_offset, strict=True))
+    earlier = ids - held  # delivered again: the first delivery is in an earlier range, or lost
+    found_earlier = _held(spark, topic, earlier)
+    doubled = to_pandas(spark.sql(f"""
+        SELECT event_id FROM {BRONZE_EVENTS} WHERE kafka_topic = '{topic}'
+        GROUP BY event_id HAVING COUNT(*) > 1""")).event_id
+    figures = {
+        "records in the ranges": sum(e - s for s, e in spans.values()), "kafka records": len(records),
+        "distinct events in kafka": len(ids), "bronze events at these offsets": len(held),
+        "found at earlier offsets": len(found_earlier), "missing events": len(earlier - found_earlier),
+        "unknown events": len(held - ids), "doubled event_ids": len(ids.intersection(doubled)),
+        "malformed in kafka": len(dead), "dead letters at these offsets": len(letters),
+        "missing dead letters": len(dead - kept), "unknown dead letters": len(kept - dead),
+        "doubled dead letters": int(letters.duplicated().sum()),
+    }
+    figures["records not read"] = figures["records in the ranges"] - figures["kafka records"]
+    return _invariant("every record of the run's ranges in exactly one of bronze events / dead letters", figures,
+                      ["records not read", "missing events", "unknown events", "doubled event_ids",
+                       "missing dead letters", "unknown dead letters", "doubled dead letters"])
+
+
+def _held(spark: SparkSession, topic: str, ids: set[str]) -> set[str]:
+    """Those of `ids` that bronze events holds for the topic (one join; none asked, no query)."""
+    if not ids:
+        return set()
+    wanted = spark.createDataFrame(pd.DataFrame({"event_id": sorted(ids)}), "event_id STRING")
+    found = spark.table(BRONZE_EVENTS).where(f"kafka_topic = '{topic}'").join(wanted, "event_id", "left_semi")
+    return set(to_pandas(found.select("event_id").distinct()).event_id)
+
+
+def bronze_checks(spark: SparkSession, cfg: Settings, run: BronzeRun, whole_topic: bool = False) -> list[Invariant]:
+    """A Bronze run's checks: its own ranges accounted for and the committed ranges tiling each
+    partition; the whole topic as well when asked (a lesson, a drill) and for a backfill, which reads
+    from the earliest offsets and commits no range of its own."""
+    checks = [] if run.backfill else [batch_accounted(spark, cfg, run.ranges)]
+    if whole_topic or run.backfill:
+        checks.append(kafka_accounted(spark, cfg))
+    return [*checks, offsets_tile(spark, cfg)]
 
 
 def offsets_tile(spark: SparkSession, cfg: Settings) -> Invariant:
@@ -206,7 +273,8 @@ def manifest_reconciled(spark: SparkSession, cfg: Settings, doc: dict[str, Any],
     figures: dict[str, int] = {}
     for table in tables:
         if table == BRONZE_DEAD_LETTER:
-            found = spark.table(table).where(f"kafka_topic = '{doc['topic']}' AND ({offsets_predicate(doc)})").count()
+            at = f"kafka_topic = '{doc['topic']}' AND ({ranges_predicate(batch_ranges(doc))})"
+            found = spark.table(table).where(at).count()
         else:
             batch = spark.createDataFrame([(i,) for i in sorted(wanted[table])], "event_id STRING")
             found = spark.table(table).join(batch, "event_id", "left_semi").select("event_id").distinct().count()

@@ -17,7 +17,7 @@ import pandas as pd
 from lib.config import Settings
 from lib.medallion.bronze import read_kafka
 from lib.medallion.statements import Statement, commit, lines, query
-from lib.medallion.tables import BRONZE_DEAD_LETTER, BRONZE_EVENTS
+from lib.medallion.tables import BRONZE_DEAD_LETTER, BRONZE_EVENTS, ranges_predicate
 from lib.medallion.udfs import register_udfs
 
 if TYPE_CHECKING:
@@ -51,15 +51,10 @@ def land(spark: SparkSession, cfg: Settings, ranges: dict[int, tuple[int, int]],
     return [commit(spark, append_statement("bronze_kafka"))["added"] for _ in range(times)]
 
 
-def _ranges_predicate(ranges: dict[int, tuple[int, int]]) -> str:
-    return " OR ".join(f"(kafka_partition = {p} AND kafka_offset >= {s} AND kafka_offset < {e})"
-                       for p, (s, e) in sorted(ranges.items()))
-
-
 def compared(spark: SparkSession, cfg: Settings, ranges: dict[int, tuple[int, int]]) -> pd.DataFrame:
     """The plain landing beside Bronze, for the records of `ranges`: what each holds, measured."""
     register_udfs(spark)
-    in_ranges = f"kafka_topic = '{cfg.events_topic}' AND ({_ranges_predicate(ranges)})"
+    in_ranges = f"kafka_topic = '{cfg.events_topic}' AND ({ranges_predicate(ranges)})"
     plain = spark.sql(f"""
         SELECT COUNT(*) AS rows_,
                COUNT(DISTINCT event_id) AS events,

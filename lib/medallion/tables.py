@@ -120,6 +120,14 @@ def snapshot_history(spark: SparkSession, table: str, last: int = 5) -> DataFram
         FROM {table}.snapshots ORDER BY committed_at DESC LIMIT {last}""")
 
 
+def ranges_predicate(ranges: dict[int, tuple[int, int]]) -> str:
+    """SQL over kafka_partition/kafka_offset that holds for exactly the records of the ranges
+    {partition: (start, end)}, end exclusive ("FALSE" for none: an empty batch matches no row)."""
+    spans = [f"(kafka_partition = {int(p)} AND kafka_offset >= {int(s)} AND kafka_offset < {int(e)})"
+             for p, (s, e) in sorted(ranges.items()) if e > s]
+    return " OR ".join(spans) or "FALSE"
+
+
 def naive_utc(ts: datetime | None = None) -> datetime:
     """`ts` (default: now) as UTC wall-clock time without tzinfo: how a Spark session in UTC takes it."""
     return (ts or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)

@@ -132,10 +132,9 @@ def latest_manifest(cfg: Settings, seed: int) -> dict[str, Any] | None:
     return docs[-1] if docs else None
 
 
-def offsets_predicate(doc: dict[str, Any]) -> str:
-    """SQL over kafka_partition/kafka_offset that holds for exactly the records of a saved manifest."""
-    return " OR ".join(f"(kafka_partition = {p} AND kafka_offset >= {first} AND kafka_offset < {nxt})"
-                       for p, (first, nxt) in sorted(doc["offsets"].items(), key=lambda kv: int(kv[0])))
+def batch_ranges(doc: dict[str, Any]) -> dict[int, tuple[int, int]]:
+    """A saved manifest's offsets as {partition: (first, next)}: the records its batch put on the topic."""
+    return {int(p): (int(first), int(nxt)) for p, (first, nxt) in doc["offsets"].items()}
 
 
 def batch_event_ids(doc: dict[str, Any], partitions: int) -> dict[str, set[str]]:

@@ -20,7 +20,7 @@ from lib.medallion.bronze import committed_positions, run_bronze
 from lib.medallion.catalog import catalog, keep_raw_payload
 from lib.medallion.engine_errors import is_already_exists, is_commit_conflict, java_classes
 from lib.medallion.gold import run_gold
-from lib.medallion.invariants import check_all, kafka_accounted
+from lib.medallion.invariants import batch_accounted, check_all, kafka_accounted
 from lib.medallion.migration import current_snapshot, run_migration, snapshot_before_column
 from lib.medallion.silver import run_silver
 from lib.medallion.spark import spark_session
@@ -172,7 +172,47 @@ def test_a_range_of_only_duplicates_is_not_read_again(cfg: Settings, spark) -> N
     assert replayed.events_inserted == 0
     # A malformed record sent again is a new Kafka record (new coordinates): a new dead letter.
     assert replayed.dead_letters_inserted == replay.malformed_total
+    # The replay's own check finds each event where its first delivery landed: the earlier range.
+    check = batch_accounted(spark, cfg, replayed.ranges)
+    assert check.ok, check.detail
+    assert check.figures["found at earlier offsets"] == replay.distinct_events
+    assert check.figures["bronze events at these offsets"] == 0
     assert run_bronze(spark, cfg).records_read == 0
+
+
+def test_a_runs_own_check_finds_a_lost_a_doubled_and_an_unknown_row(cfg: Settings, spark) -> None:
+    """The scheduled run checks its ranges only: each kind of damage to those rows must still show."""
+    topic = f"test-batch-check-{uuid.uuid4().hex[:8]}"
+    ensure_topic(cfg.kafka_bootstrap_servers, topic, 1)
+    on_topic = replace(cfg, events_topic=topic, events_partitions=1)
+    manifest = produce(on_topic, 200, seed=fresh_seed(), progress=False, save=False)
+    assert manifest.malformed_total > 0
+    run = run_bronze(spark, on_topic)
+    assert batch_accounted(spark, on_topic, run.ranges).ok
+    offsets = [r.kafka_offset for r in spark.table(BRONZE_EVENTS).where(f"kafka_topic = '{topic}'")
+               .orderBy("kafka_offset").select("kafka_offset").limit(3).collect()]
+    letter = spark.table(BRONZE_DEAD_LETTER).where(f"kafka_topic = '{topic}'").agg({"kafka_offset": "min"}).first()[0]
+    at = f"kafka_topic = '{topic}' AND kafka_offset"
+    before = {t: current_snapshot(spark, t) for t in (BRONZE_EVENTS, BRONZE_DEAD_LETTER)}
+    try:
+        spark.sql(f"DELETE FROM {BRONZE_EVENTS} WHERE {at} = {offsets[0]}")  # a lost event
+        spark.sql(f"INSERT INTO {BRONZE_EVENTS} SELECT * FROM {BRONZE_EVENTS} WHERE {at} = {offsets[1]}")  # doubled
+        spark.sql(f"""INSERT INTO {BRONZE_EVENTS}  -- a row no record of the topic holds
+            SELECT 'not-on-the-topic', event_time, event_date, user_id, payload, kafka_topic, kafka_partition,
+                   kafka_offset, kafka_timestamp, ingested_at FROM {BRONZE_EVENTS} WHERE {at} = {offsets[2]}""")
+        spark.sql(f"DELETE FROM {BRONZE_DEAD_LETTER} WHERE {at} = {letter}")  # a lost dead letter
+        damaged = batch_accounted(spark, on_topic, run.ranges)
+    finally:
+        for table, snapshot in before.items():
+            spark.sql(f"CALL {cfg.catalog_name}.system.rollback_to_snapshot('{table}', {snapshot})")
+            spark.catalog.refreshTable(table)
+    assert not damaged.ok
+    assert {k: damaged.figures[k] for k in ("missing events", "doubled event_ids", "unknown events",
+                                           "missing dead letters", "unknown dead letters")} == {
+        "missing events": 1, "doubled event_ids": 1, "unknown events": 1, "missing dead letters": 1,
+        "unknown dead letters": 0}
+    repaired = batch_accounted(spark, on_topic, run.ranges)
+    assert repaired.ok, repaired.detail
 
 
 def test_a_partition_added_later_is_read_from_its_earliest_offset(cfg: Settings, spark) -> None:
