@@ -18,7 +18,7 @@ from lib.errors import ParameterError
 from lib.medallion.bronze import bounded, classify, first_delivery, split
 from lib.medallion.gold import aggregate
 from lib.medallion.spark import local_session
-from lib.medallion.tables import date_predicate, naive_utc
+from lib.medallion.tables import date_predicate, naive_utc, ranges_predicate
 
 WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 RAW = "topic STRING, partition INT, offset BIGINT, timestamp TIMESTAMP, value BINARY"
@@ -124,3 +124,12 @@ def test_a_bound_is_shared_fairly_in_offset_order_and_bounded_runs_tile_the_back
     assert seen == 145 and position == {p: e for p, (_, e) in ranges.items()}
     with pytest.raises(ParameterError, match="max_records=0"):
         bounded(ranges, 0)
+
+
+def test_a_ranges_predicate_holds_for_exactly_the_records_of_the_ranges(spark: SparkSession) -> None:
+    ranges = {0: (2, 4), 1: (5, 5), 2: (0, 1)}  # partition 1's range is empty
+    rows = spark.createDataFrame([(p, o) for p in range(3) for o in range(6)],
+                                 "kafka_partition INT, kafka_offset BIGINT")
+    inside = {(r.kafka_partition, r.kafka_offset) for r in rows.where(ranges_predicate(ranges)).collect()}
+    assert inside == {(0, 2), (0, 3), (2, 0)}
+    assert rows.where(ranges_predicate({1: (5, 5)})).count() == 0  # nothing to read: no row, not a SQL error
